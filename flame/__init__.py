@@ -1,0 +1,24 @@
+"""FLAME head model as pure JAX functions, with loaders for the official files."""
+from flame.embedded import embedded_model, embedded_texture
+from flame.forward import FlameOutput, forward, texture
+from flame.io import FlameFileError, load, load_landmarks, load_model, load_texture, save_npz
+from flame.model import FLAME_JOINT_NAMES, FLAME_PARENTS, FlameModel, LandmarkEmbedding, TextureModel
+
+__all__ = [
+    "FLAME_JOINT_NAMES",
+    "FLAME_PARENTS",
+    "FlameFileError",
+    "FlameModel",
+    "FlameOutput",
+    "LandmarkEmbedding",
+    "TextureModel",
+    "embedded_model",
+    "embedded_texture",
+    "forward",
+    "load",
+    "load_landmarks",
+    "load_model",
+    "load_texture",
+    "save_npz",
+    "texture",
+]

@@ -1,0 +1,174 @@
+"""UV albedo model of the embedded head (build time only; see flame/build_embedded.py).
+
+The map is painted at the exact surface point of every texel (`_head_geometry.uv_to_directions` and
+`template_points`):
+  * mean: skin (medium tone), hair cap, brows, lips, eyes (sclera, iris, pupil, lash line), modulated inside
+    the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
+  * 15 designed components (skin tone from very light to very dark, LFW-independent colour and feature
+    variation: redness, olive, brows, lips, iris colour, hair, stubble, freckles, eye shadow, blush, hairline,
+    lash line) interleaved with 18 principal components of the real faces' luminance patterns (real variation of
+    eyes, brows, nose, mouth and face shape as they appear in photographs), 33 in all;
+  * every component has unit max |basis| and its std in albedo units (coefficients in standard deviations).
+The real faces: 100 LFW face crops (25x25 grey) shipped as `skimage/data/lfw_subset.npy` with scikit-image, and
+their mirror images. A crop maps onto the face by an affine fit of its mean eye and mouth positions to the head's.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from flame import _head_geometry as geometry
+from flame.model import TextureModel
+
+SIZE = 128  # texels per side
+NUM_FACE_PCS = 18
+# Where the features of the mean LFW crop lie, in crop units (0..1, x right, y down).
+_CROP_EYE_X = (0.34, 0.66)
+_CROP_EYE_Y = 0.38
+_CROP_MOUTH_Y = 0.76
+_SKIN = np.array([0.62, 0.46, 0.37])
+_HAIR = np.array([0.20, 0.14, 0.10])
+_BROW = np.array([0.22, 0.16, 0.12])
+_LIPS = np.array([0.62, 0.34, 0.32])
+_SCLERA = np.array([0.90, 0.88, 0.85])
+_IRIS = np.array([0.30, 0.20, 0.13])
+
+
+def _gauss(x, y, cx, cy, sx, sy):
+    return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+
+
+def _ramp(t):
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _disc(x, y, cx, cy, rx, ry, edge=0.25):
+    """Soft-edged filled ellipse: 1 inside, 0 outside, a smooth edge `edge` (relative radius) wide."""
+    r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
+    return _ramp((1.0 - r) / edge + 0.5)
+
+
+def _texel_points():
+    """(SIZE, SIZE, 3) template points and (SIZE, SIZE) facing-forward weight of every texel (row 0: v = 1)."""
+    v = 1.0 - (np.arange(SIZE) + 0.5) / SIZE
+    u = (np.arange(SIZE) + 0.5) / SIZE
+    vv, uu = np.meshgrid(v, u, indexing="ij")
+    dirs = geometry.uv_to_directions(uu, vv)
+    return geometry.template_points(dirs), _ramp(dirs[..., 2] / 0.3)
+
+
+def _crop_coordinates(x, y):
+    """Head front-view position (metres) -> LFW crop pixel coordinates (row, col) for 25x25 crops."""
+    ex, ey = geometry._EYE
+    scale_x = 2.0 * ex / (_CROP_EYE_X[1] - _CROP_EYE_X[0])
+    scale_y = (ey - geometry._MOUTH_Y) / (_CROP_MOUTH_Y - _CROP_EYE_Y)
+    s = 0.5 + x / scale_x
+    t = _CROP_EYE_Y - (y - ey) / scale_y
+    return t * 25.0 - 0.5, s * 25.0 - 0.5
+
+
+def _face_patterns(faces: np.ndarray):
+    """(N, 25, 25) grey crops in [0, 1] -> mean brightness-normalised pattern (25, 25) and principal components
+    (NUM_FACE_PCS, 25, 25) scaled by their standard deviations, from the crops and their mirror images."""
+    faces = np.asarray(faces, np.float64)
+    faces = np.concatenate([faces, faces[:, :, ::-1]])
+    centre = faces[:, 6:19, 6:19].mean(axis=(1, 2), keepdims=True)
+    ratio = faces / np.maximum(centre, 1e-3)
+    mean = ratio.mean(0)
+    _, singular, vt = np.linalg.svd((ratio - mean).reshape(len(ratio), -1), full_matrices=False)
+    std = singular[:NUM_FACE_PCS] / np.sqrt(len(ratio) - 1)
+    components = vt[:NUM_FACE_PCS] * np.where(vt[:NUM_FACE_PCS].sum(1, keepdims=True) < 0, -1.0, 1.0)
+    return mean, (components * std[:, None]).reshape(-1, 25, 25)
+
+
+def _sample(image, rows, cols):
+    return ndimage.map_coordinates(image, [rows, cols], order=1, mode="nearest")
+
+
+def _noise(rng, shape, sigma):
+    """Band-limited noise with unit standard deviation."""
+    field = ndimage.gaussian_filter(rng.normal(size=shape), sigma, mode="wrap")
+    return field / field.std()
+
+
+def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) -> TextureModel:
+    """The albedo model (see the module docstring) from the (N, 25, 25) LFW face crops."""
+    points, front = _texel_points()
+    x, y, z = np.moveaxis(points, -1, 0)
+    ax = np.abs(x)
+    ex, ey = geometry._EYE
+    m = geometry._MOUTH_Y
+    rng = np.random.default_rng(20240605)
+
+    face = front * _disc(x, y, 0.0, -0.025, 0.056, 0.085, edge=0.6)
+    hairline = 0.078 - 0.11 * _ramp(-z / 0.05)
+    hair = _ramp((y - hairline) / 0.008)
+    hair_band = _ramp((y - hairline + 0.012) / 0.008) - hair
+    brows = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047 - 0.004 * ((ax - 0.033) / 0.02) ** 2,
+                                             0.020, 0.0035) for s in (1.0, -1.0)])
+    brows_wide = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047, 0.024, 0.0065) for s in (1.0, -1.0)])
+    lip_shape = 0.008 * (1.0 - (x / 0.026) ** 2)
+    lips = front * _ramp((lip_shape - np.abs(y - m)) / 0.002) * (ax < 0.026)
+    lip_line = front * _gauss(x, y, 0.0, m, 0.02, 0.0008)
+    sclera = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0115, 0.0045) for s in (1.0, -1.0)])
+    iris = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0055, 0.0055) for s in (1.0, -1.0)]) * sclera
+    pupil = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0022, 0.0022) for s in (1.0, -1.0)])
+    lashes = front * np.maximum.reduce([_disc(x, y, s * ex, ey + 0.0038, 0.0125, 0.0016) for s in (1.0, -1.0)])
+    lashes = lashes * (1.0 - sclera)
+    sockets = front * np.maximum.reduce([_gauss(x, y, s * ex, ey + 0.002, 0.014, 0.009) for s in (1.0, -1.0)])
+    cheeks = front * np.maximum.reduce([_gauss(x, y, s * 0.045, -0.02, 0.015, 0.013) for s in (1.0, -1.0)])
+    beard = front * _ramp((0.0 - y) / 0.02) * _ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
+    beard = beard * (1.0 - _disc(x, y, 0.0, -0.02, 0.02, 0.03))
+
+    mean_pattern, patterns = _face_patterns(lfw_faces)
+    rows, cols = _crop_coordinates(x, y)
+    luminance = 1.0 + face * (_sample(mean_pattern, rows, cols) - 1.0)
+
+    def paint(base, mask, colour):
+        return base * (1.0 - mask[..., None]) + mask[..., None] * np.asarray(colour)
+
+    skin = np.broadcast_to(_SKIN, x.shape + (3,)) * luminance[..., None]
+    mean = paint(skin, hair, _HAIR)
+    mean = paint(mean, lips, _LIPS * luminance[..., None])
+    mean = paint(mean, lip_line, _LIPS * 0.5)
+    mean = paint(mean, brows, _BROW)
+    mean = paint(mean, lashes, _BROW * 0.6)
+    mean = paint(mean, sclera, _SCLERA)
+    mean = paint(mean, iris, _IRIS)
+    mean = paint(mean, pupil, (0.03, 0.03, 0.03))
+    skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, sclera, lashes]))
+    eye_free = 1.0 - sclera
+
+    stubble = beard * np.clip(_noise(rng, x.shape, 0.6) + 1.0, 0.0, None)
+    freckles = front * (cheeks + _gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 0.7) - 1.2,
+                                                                                   0.0, None)
+    designed = [  # each component at +1 standard deviation, in albedo units
+        0.13 * (skin_mask * luminance)[..., None] * np.array([1.0, 0.95, 0.88]),  # skin tone
+        0.08 * brows[..., None] * np.ones(3),  # brow lightness
+        0.06 * lips[..., None] * np.array([1.0, -0.5, -0.4]),  # lip redness
+        0.12 * iris[..., None] * np.array([0.05, 0.6, 1.0]),  # iris colour (brown -> blue/grey)
+        0.12 * hair[..., None] * np.array([1.0, 0.9, 0.75]),  # hair colour (dark -> light)
+        0.035 * skin_mask[..., None] * np.array([1.0, -0.3, -0.3]),  # redness
+        -0.05 * stubble[..., None] * np.ones(3),  # stubble
+        0.5 * (brows_wide - brows)[..., None] * (_BROW - _SKIN),  # brow thickness
+        0.03 * skin_mask[..., None] * np.array([0.4, 0.3, -0.6]),  # olive / yellow
+        -0.05 * freckles[..., None] * np.array([0.2, 0.35, 0.4]),  # freckles
+        -0.04 * (sockets * eye_free)[..., None] * np.ones(3),  # eye shadow
+        0.06 * lips[..., None] * np.ones(3),  # lip lightness
+        0.4 * hair_band[..., None] * (_HAIR - _SKIN),  # hairline height
+        0.04 * (cheeks * skin_mask)[..., None] * np.array([1.0, -0.3, -0.2]),  # blush
+        -0.06 * lashes[..., None] * np.ones(3),  # lash line
+    ]
+    face_components = [(face * eye_free * _sample(p, rows, cols))[..., None] * _SKIN for p in patterns]
+    ordered = [c for pair in zip(designed, face_components) for c in pair] + face_components[len(designed):]
+    std = np.array([np.abs(c).max() for c in ordered])
+    basis = np.stack([c / s for c, s in zip(ordered, std)], -1)
+    return TextureModel(
+        mean=np.clip(mean, 0.0, 1.0).astype(np.float32),
+        basis=basis.astype(np.float32),
+        std=std.astype(np.float32),
+        name=name,
+        source=source,
+        license=license_,
+    )

@@ -1,0 +1,39 @@
+"""Builds Recognizer records by name: `load("dlib_resnet")`, `load("ir_cbam50:/path/ckpt")`."""
+from __future__ import annotations
+
+import importlib
+
+from simadv_jax.recognizers.base import Recognizer
+
+# name -> "module:function"; the function takes the text after ':' (or None) and returns a
+# Recognizer. Modules are imported lazily so optional dependencies load only when used.
+_BUILDERS = {
+    "dlib_resnet": "simadv_jax.recognizers.dlib_resnet:build",
+    "dlib_reference": "simadv_jax.recognizers.dlib_reference:build",
+}
+# Trained Flax backbones, "<name>:<checkpoint dir>"; see simadv_jax.recognizers.zoo.
+_BACKBONE_BUILDER = "simadv_jax.recognizers.zoo:build"
+
+
+def names() -> list[str]:
+    """Known recognizer names (backbones need ':<checkpoint>')."""
+    from simadv_jax.recognizers import zoo
+
+    return sorted(_BUILDERS) + [f"{name}:CHECKPOINT" for name in zoo.BACKBONES]
+
+
+def _resolve(target: str):
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def load(spec: str) -> Recognizer:
+    """Builds the recognizer named by `spec` ("name" or "name:argument")."""
+    name, _, argument = spec.partition(":")
+    if name in _BUILDERS:
+        return _resolve(_BUILDERS[name])(argument or None)
+    from simadv_jax.recognizers import zoo
+
+    if name in zoo.BACKBONES:
+        return _resolve(_BACKBONE_BUILDER)(name, argument or None)
+    raise ValueError(f"--recognizer: unknown recognizer {spec!r}; known: {', '.join(names())}")

@@ -1,0 +1,86 @@
+"""Shading: vertex normals, 9-coefficient spherical-harmonics lighting (as DECA) and Lambertian lights.
+
+Normals and light directions must be in the same frame; `render_mesh` uses view space (OpenGL: x right,
+y up, z towards the viewer), so lighting stays fixed relative to the camera while the head moves.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from simadv_jax.render.rasterize import take_rows
+
+# DECA's per-band constants: SH basis normalization times the clamped-cosine (Lambertian) kernel.
+_C0 = 1.0 / math.sqrt(4 * math.pi)
+_C1 = (2 * math.pi / 3) * math.sqrt(3 / (4 * math.pi))
+_C2 = (math.pi / 4) * 3 * math.sqrt(5 / (12 * math.pi))
+_C3 = (math.pi / 4) * 1.5 * math.sqrt(5 / (12 * math.pi))
+_C4 = (math.pi / 4) * 0.5 * math.sqrt(5 / (4 * math.pi))
+SH_CONSTANTS = (_C0, _C1, _C1, _C1, _C2, _C2, _C2, _C3, _C4)
+
+
+def vertex_normals(vertices: jax.Array, faces: jax.Array) -> jax.Array:
+    """(V, 3) positions, (F, 3) counter-clockwise faces -> (V, 3) unit area-weighted normals.
+
+    Vertices used by no (non-degenerate) triangle get (0, 0, 1).
+    """
+    corners = take_rows(vertices, faces)  # (F, 3, 3)
+    face_normals = jnp.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # 2 * area
+    # Scatter-add per component (scalar scatters are much faster than row scatters on XLA:CPU).
+    segments = faces.reshape(-1)
+    summed = jnp.stack([
+        jax.ops.segment_sum(jnp.repeat(face_normals[:, k], 3), segments, num_segments=vertices.shape[0])
+        for k in range(3)
+    ], axis=-1)
+    length = jnp.linalg.norm(summed, axis=-1, keepdims=True)
+    fallback = jnp.array([0.0, 0.0, 1.0], vertices.dtype)
+    return jnp.where(length > 0, summed / jnp.where(length > 0, length, 1.0), fallback)
+
+
+def sh_basis(normals: jax.Array) -> jax.Array:
+    """(..., 3) unit normals -> (..., 9) DECA's scaled SH basis [1, x, y, z, xy, xz, yz, x^2 - y^2, 3z^2 - 1]."""
+    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
+    basis = jnp.stack([jnp.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], axis=-1)
+    return basis * jnp.asarray(SH_CONSTANTS, normals.dtype)
+
+
+def sh_shading(normals: jax.Array, sh_coeffs: jax.Array) -> jax.Array:
+    """(..., 3) unit normals, (9, 3) coefficients (band x RGB) -> (..., 3) irradiance per channel."""
+    if sh_coeffs.shape != (9, 3):
+        raise ValueError(f"sh_coeffs: expected shape (9, 3), got {sh_coeffs.shape}")
+    basis = sh_basis(normals)
+    # An explicit sum over the 9 bands fuses into one elementwise pass (a batched (9, 3) matmul does not).
+    return sum(basis[..., k:k + 1] * sh_coeffs[k] for k in range(9))
+
+
+def lambertian_shading(normals, directions, colors, ambient) -> jax.Array:
+    """Directional + ambient Lambertian irradiance.
+
+    Args:
+      normals: (..., 3) unit normals.
+      directions: (L, 3) directions TOWARDS each light (normalized here).
+      colors: (L, 3) RGB intensity per light.
+      ambient: (3,) RGB ambient term.
+    Returns:
+      (..., 3) ambient + sum_l colors[l] * max(0, n . d_l).
+    """
+    directions = jnp.asarray(directions, jnp.float32)
+    colors = jnp.asarray(colors, jnp.float32)
+    if directions.ndim != 2 or directions.shape[-1] != 3 or colors.shape != directions.shape:
+        raise ValueError(f"directions/colors: expected (L, 3) each, got {directions.shape} and {colors.shape}")
+    directions = directions / jnp.linalg.norm(directions, axis=-1, keepdims=True)
+    cosine = jnp.maximum(normals @ directions.T, 0.0)  # (..., L)
+    return jnp.asarray(ambient, jnp.float32) + cosine @ colors
+
+
+def normalize(vectors: jax.Array) -> jax.Array:
+    """(..., 3) -> unit vectors; zero vectors stay zero (gradient-safe)."""
+    length = jnp.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / jnp.where(length > 0, length, 1.0)
+
+
+def shade(albedo: jax.Array, normals: jax.Array, sh_coeffs: jax.Array) -> jax.Array:
+    """(H, W, 3) albedo * SH irradiance at (H, W, 3) normals (renormalized) -> (H, W, 3) colour."""
+    return albedo * sh_shading(normalize(normals), sh_coeffs)

@@ -1,0 +1,1 @@
+"""Results files, plots, image grids and HTML reports."""

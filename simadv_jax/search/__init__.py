@@ -1,0 +1,64 @@
+"""Search strategies (init / ask / tell) and the shared run loop; `make(name, ...)` builds one by name.
+
+Names (the `--strategy` flag): reinforce, uniform, gaussian, random_opt, evosax:<Algorithm>
+(e.g. evosax:CMA_ES, evosax:SNES; see evosax_strategies.ALGORITHMS).
+"""
+from __future__ import annotations
+
+import inspect
+
+from simadv_jax.search.base import EvaluateFn, RunState, StepRecord, Strategy, init_run, init_runs, run, step
+from simadv_jax.search.evosax_strategies import ALGORITHMS as EVOSAX_ALGORITHMS, evosax_strategy
+from simadv_jax.search.random_search import gaussian, random_opt, uniform
+from simadv_jax.search.reinforce import policy_gradient, reinforce
+
+_BUILDERS = {"reinforce": reinforce, "uniform": uniform, "gaussian": gaussian, "random_opt": random_opt}
+
+
+def names() -> list[str]:
+    """Every strategy name `make` accepts."""
+    return list(_BUILDERS) + [f"evosax:{name}" for name in EVOSAX_ALGORITHMS]
+
+
+def make(name: str, *, population_size: int, **config) -> Strategy:
+    """Builds the strategy `name` with K = population_size samples per iteration.
+
+    config: the builder's keyword options (see reinforce, gaussian, random_opt, evosax_strategy).
+    Raises ValueError naming `--strategy` for an unknown name or option.
+    """
+    prefix, _, algorithm = name.partition(":")
+    if prefix == "evosax" and algorithm:
+        builder, args = evosax_strategy, (algorithm,)
+    elif name in _BUILDERS:
+        builder, args = _BUILDERS[name], ()
+    else:
+        raise ValueError(
+            f"--strategy: unknown strategy {name!r}; known: {', '.join(_BUILDERS)}, evosax:<Algorithm> "
+            f"with Algorithm one of {', '.join(EVOSAX_ALGORITHMS)}"
+        )
+    options = [p for p in inspect.signature(builder).parameters if p not in ("algorithm", "population_size")]
+    unknown = sorted(set(config) - set(options))
+    if unknown:
+        raise ValueError(f"--strategy={name}: unknown option(s) {unknown}; options: {options}")
+    return builder(*args, population_size=population_size, **config)
+
+
+__all__ = [
+    "EVOSAX_ALGORITHMS",
+    "EvaluateFn",
+    "RunState",
+    "StepRecord",
+    "Strategy",
+    "evosax_strategy",
+    "gaussian",
+    "init_run",
+    "init_runs",
+    "make",
+    "names",
+    "policy_gradient",
+    "random_opt",
+    "reinforce",
+    "run",
+    "step",
+    "uniform",
+]

@@ -1,0 +1,213 @@
+"""The Strategy interface and the run loop every strategy shares.
+
+A strategy proposes K samples per iteration and learns from their scores. Scores are losses to
+*minimize*: the recognizer's similarity between reference and probe in the default scenario (a
+sample is adversarial iff it is valid and its score < threshold); a scenario hunting the opposite
+error passes the negated score and threshold.
+
+Bookkeeping lives here, not in strategies, so every strategy is counted identically:
+  - a query is one sample asked and evaluated; all K samples of an iteration of an active run count
+    (also the invalid ones, and the ones after the first adversarial in that iteration);
+  - a run that has stopped (`done`) is masked: its samples are still computed in the shared batch
+    (static shapes, no recompilation) but are not counted, and its state does not change;
+  - samples are clipped to the box before evaluation (strategies learn from what they asked for);
+  - invalid samples (valid=False or non-finite score) are counted as invalid, never as adversarial,
+    never as the best.
+
+Example (R runs, N iterations, one jitted call per iteration batch):
+    strategy = search.make("reinforce", population_size=K)
+    runs = search.init_runs(strategy, jax.random.key(0), space.lows, space.highs, num_runs=R)
+    runs, records = jax.jit(lambda r: search.run(strategy, r, evaluate_fn, threshold=T,
+                                                 stop_at_first=True, iterations=N))(runs)
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from simadv_jax.params import clip_to_box
+
+PyTree = Any
+EvaluateFn = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+
+class Strategy(NamedTuple):
+    """A search strategy: three pure functions; options are bound when it is built (`make`).
+
+    init(key, lows (n,), highs (n,)) -> state          one run's state (a pytree)
+    ask(key, state) -> (rho (K, n) float32, state)      K samples, paper units, maybe outside the box
+    tell(state, rho (K, n), scores (K,), valid (K,) bool) -> state
+        rho exactly as asked (unclipped); scores are losses (lower = more adversarial); samples
+        with valid=False carry no information and must not move the state towards them.
+    """
+
+    init: Callable[[jax.Array, jax.Array, jax.Array], PyTree]
+    ask: Callable[[jax.Array, PyTree], tuple[jax.Array, PyTree]]
+    tell: Callable[[PyTree, jax.Array, jax.Array, jax.Array], PyTree]
+
+
+@struct.dataclass
+class RunState:
+    """One run (leading (R,) axis on every field when batched by `init_runs`).
+
+    strategy: the strategy's own state. key: this run's PRNG key.
+    lows, highs: (n,) float32 box. done: () bool, stopped at an adversarial (stop_at_first).
+    iterations: () int32 iterations counted. queries: () int32 samples counted.
+    adversarials, invalid, clipped: () int32 counts over counted samples (clipped: samples with at
+      least one coordinate outside the box).
+    first_adversarial_query: () int32 1-based query index of the first adversarial, -1 if none.
+    best_score: () float32 lowest valid score, +inf if none. best_rho: (n,) the evaluated (clipped)
+      sample that scored it (the box centre until one exists). best_query: () int32, -1 if none.
+    """
+
+    strategy: PyTree
+    key: jax.Array
+    lows: jax.Array
+    highs: jax.Array
+    done: jax.Array
+    iterations: jax.Array
+    queries: jax.Array
+    adversarials: jax.Array
+    invalid: jax.Array
+    clipped: jax.Array
+    first_adversarial_query: jax.Array
+    best_score: jax.Array
+    best_rho: jax.Array
+    best_query: jax.Array
+
+
+@struct.dataclass
+class StepRecord:
+    """What one iteration evaluated, for logs and adversarial collection (R runs, K samples).
+
+    rho: (R, K, n) evaluated (clipped) samples. scores: (R, K) as returned (NaN possible).
+    valid: (R, K) bool, finite and reported valid. adversarial: (R, K) bool, counted adversarials.
+    counted: (R,) bool, the run was active (its samples are queries). query: (R, K) int32 1-based
+    query index of each sample within its run.
+    """
+
+    rho: jax.Array
+    scores: jax.Array
+    valid: jax.Array
+    adversarial: jax.Array
+    counted: jax.Array
+    query: jax.Array
+
+
+def init_run(strategy: Strategy, key: jax.Array, lows: jax.Array, highs: jax.Array) -> RunState:
+    """One run's initial state; lows/highs (n,) paper units."""
+    lows = jnp.asarray(lows, jnp.float32)
+    highs = jnp.asarray(highs, jnp.float32)
+    init_key, run_key = jax.random.split(key)
+    int0 = jnp.zeros((), jnp.int32)
+    # Strong dtypes, so the state after a step has the same types and a jitted step compiles once.
+    strategy_state = jax.tree.map(lambda x: x.astype(x.dtype), strategy.init(init_key, lows, highs))
+    return RunState(
+        strategy=strategy_state,
+        key=run_key,
+        lows=lows,
+        highs=highs,
+        done=jnp.zeros((), bool),
+        iterations=int0,
+        queries=int0,
+        adversarials=int0,
+        invalid=int0,
+        clipped=int0,
+        first_adversarial_query=int0 - 1,
+        best_score=jnp.full((), jnp.inf, jnp.float32),
+        best_rho=(lows + highs) / 2,
+        best_query=int0 - 1,
+    )
+
+
+def init_runs(strategy: Strategy, key: jax.Array, lows: jax.Array, highs: jax.Array, num_runs: int) -> RunState:
+    """R = num_runs independent runs; run r is seeded by fold_in(key, r), so it does not depend on R."""
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(num_runs))
+    return jax.vmap(init_run, in_axes=(None, 0, None, None))(strategy, keys, lows, highs)
+
+
+def _update(strategy, run, asked, key, rho, rho_eval, n_clipped, scores, valid, threshold, stop_at_first):
+    """One run's bookkeeping after evaluation; masked when the run is done."""
+    num_samples = scores.shape[0]
+    active = ~run.done
+    adversarial = valid & (scores < threshold)
+    query = run.queries + jnp.arange(1, num_samples + 1, dtype=jnp.int32)
+    found = jnp.any(adversarial)
+    first = jnp.where(found, query[jnp.argmax(adversarial)], -1)
+    masked = jnp.where(valid, scores, jnp.inf)
+    best = jnp.argmin(masked)
+    improved = masked[best] < run.best_score
+    updated = run.replace(
+        strategy=strategy.tell(asked, rho, scores, valid),
+        key=key,
+        done=run.done | (stop_at_first & found),
+        iterations=run.iterations + 1,
+        queries=run.queries + num_samples,
+        adversarials=run.adversarials + jnp.sum(adversarial, dtype=jnp.int32),
+        invalid=run.invalid + jnp.sum(~valid, dtype=jnp.int32),
+        clipped=run.clipped + jnp.sum(n_clipped > 0, dtype=jnp.int32),
+        first_adversarial_query=jnp.where(run.first_adversarial_query < 0, first, run.first_adversarial_query),
+        best_score=jnp.where(improved, masked[best], run.best_score),
+        best_rho=jnp.where(improved, rho_eval[best], run.best_rho),
+        best_query=jnp.where(improved, query[best], run.best_query),
+    )
+    new = jax.tree.map(lambda a, b: jnp.where(active, a, b), updated, run)
+    record = StepRecord(
+        rho=rho_eval, scores=scores, valid=valid, adversarial=adversarial & active, counted=active, query=query
+    )
+    return new, record
+
+
+def step(
+    strategy: Strategy,
+    runs: RunState,
+    evaluate_fn: EvaluateFn,
+    *,
+    threshold: float | jax.Array,
+    stop_at_first: bool | jax.Array,
+) -> tuple[RunState, StepRecord]:
+    """One iteration of R runs: vmapped ask, ONE evaluate_fn call on (R*K, n), vmapped tell.
+
+    Args:
+      strategy: the strategy.
+      runs: RunState batched over R runs.
+      evaluate_fn: pure `rho (B, n) -> (scores (B,), valid (B,) bool)`, B = R*K; rho is clipped.
+      threshold: adversarial iff valid and score < threshold.
+      stop_at_first: a run stops after the iteration of its first adversarial.
+    Returns:
+      (runs, record); pure and `lax.scan`-friendly.
+    """
+
+    def ask(run):
+        key, ask_key = jax.random.split(run.key)
+        rho, asked = strategy.ask(ask_key, run.strategy)
+        rho_eval, n_clipped = clip_to_box(rho, run.lows, run.highs)
+        return rho, rho_eval, n_clipped, asked, key
+
+    rho, rho_eval, n_clipped, asked, keys = jax.vmap(ask)(runs)
+    num_runs, num_samples, dims = rho.shape
+    scores, valid = evaluate_fn(rho_eval.reshape(num_runs * num_samples, dims))
+    scores = jnp.reshape(scores, (num_runs, num_samples))
+    valid = jnp.reshape(valid, (num_runs, num_samples)).astype(bool) & jnp.isfinite(scores)
+    update = jax.vmap(_update, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0, None, None))
+    return update(strategy, runs, asked, keys, rho, rho_eval, n_clipped, scores, valid, threshold, stop_at_first)
+
+
+def run(
+    strategy: Strategy,
+    runs: RunState,
+    evaluate_fn: EvaluateFn,
+    *,
+    threshold: float | jax.Array,
+    stop_at_first: bool | jax.Array,
+    iterations: int,
+) -> tuple[RunState, StepRecord]:
+    """`iterations` steps under `lax.scan`; records are stacked with a leading (iterations,) axis."""
+
+    def body(carry, _):
+        return step(strategy, carry, evaluate_fn, threshold=threshold, stop_at_first=stop_at_first)
+
+    return jax.lax.scan(body, runs, None, length=iterations)

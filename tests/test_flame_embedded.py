@@ -1,0 +1,192 @@
+"""The procedural embedded head: a valid FLAME-format mesh that behaves like a head."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flame
+from flame import embedded
+from flame import io as flame_io
+
+
+@pytest.fixture(scope="module")
+def model():
+    return embedded.embedded_model()
+
+
+@pytest.fixture(scope="module")
+def forward():
+    return jax.jit(flame.forward)
+
+
+@pytest.fixture(scope="module")
+def batched_forward():
+    return jax.jit(jax.vmap(flame.forward, in_axes=(None, 0, 0, 0)))
+
+
+def _edges(faces):
+    return np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+
+
+def test_mesh_is_closed_consistent_and_outward(model):
+    faces, vertices = np.asarray(model.faces), np.asarray(model.v_template, np.float64)
+    assert faces.dtype == np.int32 and faces.min() >= 0 and faces.max() < len(vertices)
+    assert 2000 <= len(vertices) <= 5000
+    corners = vertices[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    areas = 0.5 * np.linalg.norm(normals, axis=1)
+    assert areas.min() > 1e-8
+    # Closed, consistently wound 2-manifold: every directed edge once, its reverse once.
+    directed = {tuple(e) for e in _edges(faces)}
+    assert len(directed) == 3 * len(faces)
+    assert all((b, a) in directed for a, b in directed)
+    assert len(vertices) - len(directed) // 2 + len(faces) == 2  # Euler characteristic of a sphere
+    outward = np.sum(normals * (corners.mean(1) - vertices.mean(0)), axis=1) > 0
+    assert outward.mean() > 0.95
+    # Signed volume of a CCW-outward closed mesh is positive; a head is a few litres.
+    volume = np.sum(np.einsum("fd,fd->f", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))) / 6
+    assert 2e-3 < volume < 8e-3
+
+
+def test_head_frame_and_joints(model):
+    vertices = np.asarray(model.v_template)
+    height = vertices[:, 1].max() - vertices[:, 1].min()
+    assert 0.18 < height < 0.25
+    joints = np.asarray(model.J_regressor) @ vertices
+    assert model.parents == flame.FLAME_PARENTS
+    left_eye, right_eye = joints[3], joints[4]
+    assert left_eye[0] > 0.02 and right_eye[0] < -0.02  # the subject's left is +x
+    np.testing.assert_allclose(left_eye * [-1, 1, 1], right_eye, atol=1e-6)
+    assert left_eye[2] > joints[2][2] > joints[0][2] - 0.01  # eyes in front of the jaw hinge
+    assert joints[0][1] < joints[1][1] < joints[2][1] < left_eye[1]  # root, neck, jaw, eyes upward
+    np.testing.assert_allclose(np.asarray(model.lbs_weights).sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model.J_regressor).sum(1), 1.0, atol=1e-5)
+
+
+def test_landmarks_on_the_face(model, forward):
+    out = forward(model, jnp.zeros(1), jnp.zeros(1), jnp.zeros((5, 3)))
+    landmarks = np.asarray(out.landmarks)
+    assert model.landmarks.layout == "ibug68" and landmarks.shape == (68, 3)
+    nose_tip, eye_corners = landmarks[30], landmarks[[36, 39, 42, 45]]
+    assert nose_tip[2] > eye_corners[:, 2].max() + 0.01  # nose tip in front of the eye line
+    assert np.all(landmarks[27:68, 2] > 0.04)  # inner points on the front of the face
+    assert landmarks[36, 0] < landmarks[39, 0] < 0 < landmarks[42, 0] < landmarks[45, 0]
+    # iBUG mirror pairs are symmetric at zero shape (x -> -x).
+    mirror = [(0, 16), (4, 12), (17, 26), (19, 24), (36, 45), (39, 42), (37, 44), (41, 46), (31, 35),
+              (48, 54), (60, 64)]
+    for a, b in mirror:
+        np.testing.assert_allclose(landmarks[a] * [-1, 1, 1], landmarks[b], atol=1e-3)
+    # Vertical order: brows above eyes above nose tip above mouth above chin.
+    heights = landmarks[[19, 37, 30, 51, 57, 8], 1]
+    assert np.all(np.diff(heights) < 0)
+
+
+def test_jaw_opens_the_mouth_only(model, forward):
+    pose = np.zeros((5, 3), np.float32)
+    pose[2, 0] = np.deg2rad(20.0)
+    out = forward(model, jnp.zeros(1), jnp.zeros(1), pose)
+    moved = np.linalg.norm(np.asarray(out.vertices) - model.v_template, axis=1) > 1e-6
+    rest = np.asarray(model.v_template)
+    assert moved.any() and rest[moved, 1].max() < -0.04  # only below the upper lip
+    landmarks = np.asarray(out.landmarks)
+    assert landmarks[57, 1] < -0.068 - 0.005  # lower lip went down
+    assert abs(landmarks[51, 1] - (-0.049)) < 1e-3  # upper lip stayed
+
+
+def test_eye_rotation_moves_only_the_eye(model, forward):
+    pose = np.zeros((5, 3), np.float32)
+    pose[3, 1] = 0.3
+    out = forward(model, jnp.zeros(1), jnp.zeros(1), pose)
+    moved = np.linalg.norm(np.asarray(out.vertices) - model.v_template, axis=1) > 1e-6
+    assert moved.any() and np.all(np.asarray(model.v_template)[moved, 0] > 0.01)
+
+
+def test_forward_finite_at_extremes(model, batched_forward):
+    rng = np.random.default_rng(0)
+    cases = []
+    for sign in (-1.0, 1.0):
+        for yaw, pitch in [(np.pi / 2, 0.0), (-np.pi / 2, 0.0), (0.0, np.pi / 8), (0.0, -np.pi / 8)]:
+            pose = np.zeros((5, 3), np.float32)
+            pose[0] = [pitch, yaw, 0.0]
+            pose[2, 0] = 0.3
+            cases.append((sign * 2.0 * np.ones(model.num_shape), sign * 2.0 * np.ones(model.num_expression), pose))
+    cases.append((np.clip(rng.normal(size=model.num_shape) * 2, -2, 2), np.zeros(model.num_expression),
+                  np.zeros((5, 3))))
+    shape, expression, pose = (np.stack(x).astype(np.float32) for x in zip(*cases))
+    out = batched_forward(model, shape, expression, pose)
+    assert all(np.all(np.isfinite(x)) for x in out)
+    heights = np.ptp(np.asarray(out.vertices)[:, :, 1], axis=1)
+    assert np.all((heights > 0.12) & (heights < 0.3))
+
+
+def test_bases_are_ordered_smooth_and_active(model):
+    shapedirs = np.asarray(model.shapedirs)
+    assert model.num_shape >= 50 and model.num_expression >= 10
+    scale = np.sqrt(np.mean(np.sum(shapedirs**2, axis=1), axis=0))
+    assert np.all(np.diff(scale) <= 1e-9) and scale[-1] > 0
+    assert 1e-3 < scale[0] < 1e-2  # millimetres per standard deviation, not metres
+    expression_scale = np.abs(np.asarray(model.exprdirs)).max(axis=(0, 1))
+    assert np.all(expression_scale > 1e-3)
+    np.testing.assert_array_equal(model.posedirs, 0.0)
+    # Neighbouring vertices move together (smooth fields; per-vertex noise would give ratios ~1-2).
+    edges = _edges(np.asarray(model.faces))
+    jump = np.linalg.norm(shapedirs[edges[:, 0]] - shapedirs[edges[:, 1]], axis=1).max(0)
+    ratio = jump / np.abs(shapedirs).max(axis=(0, 1))
+    assert ratio.max() < 0.8 and np.median(ratio) < 0.3
+
+
+def test_uv_layout(model):
+    uv, uv_faces = np.asarray(model.uv_coords), np.asarray(model.uv_faces)
+    assert uv_faces.shape == model.faces.shape and uv_faces.max() < len(uv)
+    assert uv.min() >= 0 and uv.max() <= 1
+    corners = uv[uv_faces]
+    d1, d2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    area = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    assert np.all(np.abs(area) > 0) and (np.all(area > 0) or np.all(area < 0))  # no fold-overs at the seam
+
+
+def test_texture_model():
+    texture_model = embedded.embedded_texture()
+    assert texture_model.is_uv and texture_model.mean.shape == (256, 256, 3)
+    assert texture_model.num_components >= 10 and np.all(np.asarray(texture_model.std) > 0)
+    assert np.abs(np.asarray(texture_model.basis)).max() <= 1.0 + 1e-6
+    mean = np.asarray(texture_model.mean)
+    assert 0 <= mean.min() and mean.max() <= 1
+    face_centre = mean[128, 128]  # u = v = 0.5: the front of the head at the equator
+    assert face_centre[0] > face_centre[2] and face_centre.mean() > 0.4  # skin, reddish
+    albedo = flame.texture(texture_model, 2.0 * np.ones(texture_model.num_components))
+    assert albedo.shape == (256, 256, 3) and np.all(np.isfinite(albedo))
+
+
+def test_deterministic_and_loads_through_the_file_path(model, tmp_path):
+    rebuilt = embedded.embedded_model.__wrapped__()
+    for a, b in zip(jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(rebuilt)):
+        np.testing.assert_array_equal(a, b)
+    flame_io.save_npz(tmp_path / "head.npz", model)
+    loaded = flame_io.load_model(tmp_path / "head.npz")
+    assert (loaded.name, loaded.license) == (model.name, "Apache-2.0")
+    for a, b in zip(jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(loaded)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_demo_writes_mesh_joints_and_landmarks(model, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.flame_demo", "--model=embedded", "--texture=embedded",
+         f"--out={tmp_path}", "--yaw_deg=30", "--jaw_deg=10", "--shape_seed=0"],
+        capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "mesh.obj").read_text().splitlines()
+    assert sum(line.startswith("v ") for line in lines) == model.num_vertices
+    assert sum(line.startswith("vt ") for line in lines) == len(model.uv_coords)
+    assert sum(line.startswith("f ") for line in lines) == model.num_faces
+    joints = json.loads((tmp_path / "joints.json").read_text())
+    assert list(joints) == list(flame.FLAME_JOINT_NAMES)
+    landmarks = json.loads((tmp_path / "landmarks.json").read_text())
+    assert landmarks["layout"] == "ibug68" and len(landmarks["points"]) == 68
+    assert (tmp_path / "albedo_mean.ppm").exists() and "3922 vertices" in result.stdout
