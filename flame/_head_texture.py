@@ -22,12 +22,13 @@ from flame.model import TextureModel
 
 SIZE = 128  # texels per side
 NUM_FACE_PCS = 18
+_FACE_GAIN = 1.4  # the LFW components' std x this: the 25x25 crops are blurred, their contrast underestimated
 # Where the features of the mean LFW crop lie, in crop units (0..1, x right, y down).
 _CROP_EYE_X = (0.34, 0.66)
 _CROP_EYE_Y = 0.38
 _CROP_MOUTH_Y = 0.76
 _SKIN = np.array([0.62, 0.46, 0.37])
-_HAIR = np.array([0.20, 0.14, 0.10])
+_HAIR = np.array([0.16, 0.11, 0.08])
 _BROW = np.array([0.22, 0.16, 0.12])
 _LIPS = np.array([0.62, 0.34, 0.32])
 _SCLERA = np.array([0.90, 0.88, 0.85])
@@ -60,9 +61,9 @@ def _texel_points():
 
 def _crop_coordinates(x, y):
     """Head front-view position (metres) -> LFW crop pixel coordinates (row, col) for 25x25 crops."""
-    ex, ey = geometry._EYE
+    ex, ey = geometry.EYE
     scale_x = 2.0 * ex / (_CROP_EYE_X[1] - _CROP_EYE_X[0])
-    scale_y = (ey - geometry._MOUTH_Y) / (_CROP_MOUTH_Y - _CROP_EYE_Y)
+    scale_y = (ey - geometry.MOUTH_Y) / (_CROP_MOUTH_Y - _CROP_EYE_Y)
     s = 0.5 + x / scale_x
     t = _CROP_EYE_Y - (y - ey) / scale_y
     return t * 25.0 - 0.5, s * 25.0 - 0.5
@@ -97,28 +98,27 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     points, front = _texel_points()
     x, y, z = np.moveaxis(points, -1, 0)
     ax = np.abs(x)
-    ex, ey = geometry._EYE
-    m = geometry._MOUTH_Y
+    ex, ey = geometry.EYE
+    m = geometry.MOUTH_Y
     rng = np.random.default_rng(20240605)
 
     face = front * _disc(x, y, 0.0, -0.025, 0.056, 0.085, edge=0.6)
-    hairline = 0.078 - 0.11 * _ramp(-z / 0.05)
-    hair = _ramp((y - hairline) / 0.008)
-    hair_band = _ramp((y - hairline + 0.012) / 0.008) - hair
+    hair = ndimage.gaussian_filter(geometry.hair_mask(points), 1.5, mode=("nearest", "wrap"))
+    hair_band = geometry.hair_mask(points + np.array([0.0, 0.012, 0.0])) - hair
     brows = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047 - 0.004 * ((ax - 0.033) / 0.02) ** 2,
                                              0.020, 0.0035) for s in (1.0, -1.0)])
     brows_wide = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047, 0.024, 0.0065) for s in (1.0, -1.0)])
     lip_shape = 0.008 * (1.0 - (x / 0.026) ** 2)
     lips = front * _ramp((lip_shape - np.abs(y - m)) / 0.002) * (ax < 0.026)
     lip_line = front * _gauss(x, y, 0.0, m, 0.02, 0.0008)
-    sclera = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0115, 0.0045) for s in (1.0, -1.0)])
-    iris = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0055, 0.0055) for s in (1.0, -1.0)]) * sclera
+    sclera = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0135, 0.005) for s in (1.0, -1.0)])
+    iris = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.006, 0.006) for s in (1.0, -1.0)]) * sclera
     pupil = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0022, 0.0022) for s in (1.0, -1.0)])
-    lashes = front * np.maximum.reduce([_disc(x, y, s * ex, ey + 0.0038, 0.0125, 0.0016) for s in (1.0, -1.0)])
+    lashes = front * np.maximum.reduce([_disc(x, y, s * ex, ey + 0.0042, 0.0145, 0.0018) for s in (1.0, -1.0)])
     lashes = lashes * (1.0 - sclera)
     sockets = front * np.maximum.reduce([_gauss(x, y, s * ex, ey + 0.002, 0.014, 0.009) for s in (1.0, -1.0)])
     cheeks = front * np.maximum.reduce([_gauss(x, y, s * 0.045, -0.02, 0.015, 0.013) for s in (1.0, -1.0)])
-    beard = front * _ramp((0.0 - y) / 0.02) * _ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
+    beard = front * _ramp((0.0 - y) / 0.02) * _ramp((y + 0.115) / 0.01) * _ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
     beard = beard * (1.0 - _disc(x, y, 0.0, -0.02, 0.02, 0.03))
 
     mean_pattern, patterns = _face_patterns(lfw_faces)
@@ -137,10 +137,12 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     mean = paint(mean, sclera, _SCLERA)
     mean = paint(mean, iris, _IRIS)
     mean = paint(mean, pupil, (0.03, 0.03, 0.03))
+    nostrils = front * np.maximum.reduce([_disc(x, y, s * 0.0075, -0.030, 0.0035, 0.0018) for s in (1.0, -1.0)])
+    mean = paint(mean, nostrils, _SKIN * 0.55)
     skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, sclera, lashes]))
     eye_free = 1.0 - sclera
 
-    stubble = beard * np.clip(_noise(rng, x.shape, 0.6) + 1.0, 0.0, None)
+    stubble = beard * np.clip(_noise(rng, x.shape, 0.4) + 1.0, 0.0, None)
     freckles = front * (cheeks + _gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 0.7) - 1.2,
                                                                                    0.0, None)
     designed = [  # each component at +1 standard deviation, in albedo units
@@ -148,9 +150,9 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
         0.08 * brows[..., None] * np.ones(3),  # brow lightness
         0.06 * lips[..., None] * np.array([1.0, -0.5, -0.4]),  # lip redness
         0.12 * iris[..., None] * np.array([0.05, 0.6, 1.0]),  # iris colour (brown -> blue/grey)
-        0.12 * hair[..., None] * np.array([1.0, 0.9, 0.75]),  # hair colour (dark -> light)
+        0.07 * hair[..., None] * np.array([1.0, 0.85, 0.65]),  # hair colour (black -> brown)
         0.035 * skin_mask[..., None] * np.array([1.0, -0.3, -0.3]),  # redness
-        -0.05 * stubble[..., None] * np.ones(3),  # stubble
+        -0.025 * stubble[..., None] * np.ones(3),  # stubble
         0.5 * (brows_wide - brows)[..., None] * (_BROW - _SKIN),  # brow thickness
         0.03 * skin_mask[..., None] * np.array([0.4, 0.3, -0.6]),  # olive / yellow
         -0.05 * freckles[..., None] * np.array([0.2, 0.35, 0.4]),  # freckles
@@ -160,7 +162,7 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
         0.04 * (cheeks * skin_mask)[..., None] * np.array([1.0, -0.3, -0.2]),  # blush
         -0.06 * lashes[..., None] * np.ones(3),  # lash line
     ]
-    face_components = [(face * eye_free * _sample(p, rows, cols))[..., None] * _SKIN for p in patterns]
+    face_components = [_FACE_GAIN * (face * eye_free * _sample(p, rows, cols))[..., None] * _SKIN for p in patterns]
     ordered = [c for pair in zip(designed, face_components) for c in pair] + face_components[len(designed):]
     std = np.array([np.abs(c).max() for c in ordered])
     basis = np.stack([c / s for c, s in zip(ordered, std)], -1)

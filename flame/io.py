@@ -24,12 +24,12 @@ import functools
 import io
 import os
 import pickle
-import tempfile
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from flame.model import FlameModel, LandmarkEmbedding, TextureModel, to_numpy
+from simadv_jax.report.files import write_bytes_atomic
 
 FORMAT_NAME = "simadv-flame-npz"
 FORMAT_VERSION = 1
@@ -781,17 +781,7 @@ def save_npz(path: PathLike, value: Union[FlameModel, TextureModel, LandmarkEmbe
     else:
         raise TypeError(f"save_npz: cannot save a {type(value).__name__}")
     arrays.update(format=np.array(FORMAT_NAME), format_version=np.array(FORMAT_VERSION, np.int32))
-    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(os.fspath(path), buffer.getvalue())
 

@@ -15,6 +15,7 @@ from simadv_jax.report.files import write_json_atomic
 _BENCHMARKS = {
     "render": "simadv_jax.render.benchmark",
     "recognizers": "simadv_jax.recognizers.benchmark",
+    "search": "simadv_jax.search.benchmark",
 }
 
 WHAT = flags.DEFINE_enum("what", "render", sorted(_BENCHMARKS), "Which benchmark to run.")

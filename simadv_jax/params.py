@@ -13,9 +13,11 @@ Groups (name: unit of the value written in a spec -> unit in SceneParams; defaul
   yaw, pitch, roll: pi/2 rad -> rad; 0 (frontal). FLAME axes: yaw about y (up), pitch about x,
     roll about z, applied as the head's global rotation.
   jaw: pi/2 rad -> rad, the jaw joint's opening rotation about x; 0 (closed).
-  light_azimuth, light_elevation: pi/2 rad -> rad, direction of a directional light (0, 0 = from
-    the camera); 0.
+  light_azimuth, light_elevation: pi/2 rad -> rad, direction of a directional light in view space
+    (0, 0 = from the camera; azimuth > 0 towards image right, elevation > 0 from above); 0.
   light_intensity: directional light strength, unitless; 0.7.  ambient: ambient term; 0.3.
+    The simulator turns the four light values into DECA's 9 SH coefficients per channel
+    (`simadv_jax.simulator.light_sh`): irradiance ~ ambient + intensity * max(0, n . d).
   camera_distance: metres from the camera to the head's origin; 1.0.
   focal_length: focal length divided by the image width; 5.0.
 

@@ -10,64 +10,6 @@ from simadv_jax.recognizers import dlib_resnet, load
 from simadv_jax.recognizers.dlib_resnet import DlibResNet, add_zero_padded
 
 SIZE = 150
-_SKIN = np.array([[238, 206, 179], [224, 172, 135], [198, 134, 94], [141, 85, 54], [92, 58, 40]], np.float64)
-_HAIR = np.array([[35, 25, 20], [90, 60, 35], [170, 130, 80], [200, 200, 195], [120, 40, 20]], np.float64)
-_IRIS = np.array([[70, 45, 25], [60, 90, 140], [80, 110, 70], [40, 30, 25]], np.float64)
-
-
-def _blob(yy, xx, cy, cx, ry, rx):
-    """Soft-edged ellipse mask in [0, 1], 1 inside."""
-    d = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
-    return 1.0 / (1.0 + np.exp(np.minimum(16.0 * (d - 1.0), 50.0)))
-
-
-def _gauss(yy, xx, cy, cx, sy, sx):
-    return np.exp(-0.5 * (((yy - cy) / sy) ** 2 + ((xx - cx) / sx) ** 2))
-
-
-def synthetic_face(seed: int) -> np.ndarray:
-    """A face-like (150, 150, 3) uint8 chip in dlib's chip layout: a shaded skin-tone ellipse
-    with hair, eyes (sclera, iris, pupil), brows, nose shading and lips, all varied by seed."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64) + 0.5
-
-    def u(lo, hi):
-        return rng.uniform(lo, hi)
-
-    def pick(table):
-        return table[rng.integers(len(table))] * u(0.85, 1.15)
-
-    def mix(image, color, mask):
-        return image * (1 - mask[..., None]) + color * mask[..., None]
-
-    bg0, bg1 = rng.uniform(20, 235, 3), rng.uniform(20, 235, 3)
-    angle = u(0, 2 * np.pi)
-    ramp = np.clip((xx * np.cos(angle) + yy * np.sin(angle)) / SIZE + 0.5, 0, 1)
-    img = bg0 + (bg1 - bg0) * ramp[..., None]
-    cx, cy = 75 + u(-4, 4), 80 + u(-4, 4)
-    skin, hair, iris = pick(_SKIN), pick(_HAIR), pick(_IRIS)
-    light = np.clip(1.0 + u(-0.35, 0.35) * (xx - cx) / 60 + u(-0.15, 0.1) * (yy - cy) / 70, 0.5, 1.3)
-    img = mix(img, skin * light[..., None], _blob(yy, xx, cy, cx, u(66, 80), u(50, 60)))
-    if rng.random() < 0.8:
-        img = mix(img, hair, _blob(yy, xx, cy - u(62, 80), cx, u(40, 55), u(55, 66)))
-    eye_y, half = cy - u(22, 30), u(22, 29)
-    for side in (-1, 1):
-        ex, ey = cx + side * half, eye_y + u(-1.5, 1.5)
-        sclera = _blob(yy, xx, ey, ex, u(4, 6), u(9, 12))
-        img = mix(img, np.array([235.0, 232, 225]), sclera)
-        img = mix(img, iris, _blob(yy, xx, ey, ex + u(-1.5, 1.5), 4.5, 4.5) * sclera)
-        img = mix(img, np.array([10.0, 10, 10]), _blob(yy, xx, ey, ex, 2, 2) * sclera)
-        img = mix(img, hair * 0.8, 0.9 * _gauss(yy, xx, ey - u(9, 14), ex + side * u(0, 3), u(1.8, 3.5), u(10, 14)))
-        img = mix(img, skin * 0.55, 0.5 * _gauss(yy, xx, ey + 6, ex, 2.5, 9))
-    nose_y = cy + u(5, 14)
-    img = mix(img, skin * 0.6, 0.6 * _gauss(yy, xx, nose_y, cx, u(3, 5), u(8, 12)))
-    img = mix(img, skin * 0.75, 0.5 * _gauss(yy, xx, nose_y - 15, cx + u(-6, 6), 14, 3))
-    img = mix(img, np.minimum(skin * 1.25, 255), 0.5 * _gauss(yy, xx, nose_y - 4, cx, 4, 4))
-    mouth_y = cy + u(27, 36)
-    img = mix(img, np.array([170.0, 70, 70]) * u(0.7, 1.1), _blob(yy, xx, mouth_y, cx, u(4, 8), u(14, 22)))
-    img = mix(img, np.array([40.0, 15, 15]), _blob(yy, xx, mouth_y, cx, 1.2, u(12, 18)))
-    img = img + rng.normal(0, u(1, 6), img.shape)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
 def photo_chips() -> list:
@@ -94,8 +36,7 @@ def photo_chips() -> list:
 def rendered_chips(n: int) -> list:
     """n renders of random identities of the embedded head (shape and albedo ~ N(0, 1) clipped
     to +-2, yaw within +-0.4 rad, random SH light and background), aligned into dlib's 150x150
-    chip by `align_camera(..., "dlib150")`, rounded to uint8. Raises ImportError while the
-    renderer or the embedded head is not there."""
+    chip by `align_camera(..., "dlib150")`, rounded to uint8."""
     import flame
     from flame.embedded import embedded_model, embedded_texture
     from simadv_jax.render.align import align_camera
@@ -127,12 +68,9 @@ def rendered_chips(n: int) -> list:
 
 def face_chips(n: int) -> np.ndarray:
     """(n, 150, 150, 3) uint8 distinct face chips: the photo chips, then rendered chips of the
-    embedded head, or synthetic face-like chips where the renderer is not importable."""
+    embedded head."""
     chips = photo_chips()
-    try:
-        chips += rendered_chips(n - len(chips))
-    except ImportError:
-        chips += [synthetic_face(seed) for seed in range(n - len(chips))]
+    chips += rendered_chips(n - len(chips))
     return np.stack(chips[:n])
 
 

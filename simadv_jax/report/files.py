@@ -37,6 +37,16 @@ def append_jsonl(path: str, record: Any) -> None:
         os.fsync(f.fileno())
 
 
+def append_jsonl_many(path: str, records: list) -> None:
+    """Appends several JSON lines to `path` with one write and one flush to disk."""
+    if not records:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(record) + "\n" for record in records))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_jsonl(path: str) -> Iterator[Any]:
     """Yields the records of a JSON-lines file, skipping a torn last line from a crash."""
     if not os.path.exists(path):

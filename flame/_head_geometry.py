@@ -1,0 +1,399 @@
+"""Procedural geometry of the embedded head (build time only; see flame/build_embedded.py).
+
+One closed, consistently wound surface (a UV sphere of 3,922 vertices and 7,840 triangles whose rings are
+denser on the face): a superellipsoid skull (flatter face and sides than an ellipsoid, taller cranium, jaw
+brought forward), facial relief (brow ridge, eye sockets with eyeball bulges, nose with bridge, tip and alae,
+cheekbones, nasolabial folds, lips, chin), ears, a hair layer standing off the scalp and a neck drawn down from
+the bottom cap; FLAME's five joints in FLAME order; skinning weights (jaw region -> jaw, eye discs -> eyes,
+neck bottom -> global, rest -> neck); 60 identity components (30 named, 30 smooth random fields) and 12
+expression components in standard deviations; zero pose correctives; a 68-point iBUG landmark embedding.
+Eyes are painted on the eye discs (no separate eyeball meshes) and the lips do not part (no mouth interior).
+
+Frame: metres, y up, the face looks down +z, the subject's left is +x (FLAME's convention); the head is
+~0.21 m tall and centred at the origin. UV: u runs around the head with the face at u = 0.5 (seam at
+the back), v = 1 at the top; texture row 0 is v = 1. `uv_to_directions` and `template_points` let the
+texture builder paint at the exact surface points the texels land on.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flame.model import FLAME_PARENTS, FlameModel, LandmarkEmbedding
+
+_N_LAT = 50  # latitude steps from the top pole to the bottom pole
+_N_LON = 80  # longitude steps around the head (even, so the mesh is mirror-symmetric in x)
+_RADII = np.array([0.075, 0.105, 0.095])  # half width (x), half height (y), half depth (z)
+_ROUNDNESS = np.array([0.65, 1.0, 0.7])  # superellipsoid exponents per axis (1: ellipsoid; < 1: flatter)
+
+# Facial layout in the front view (x, y), metres.
+EYE = (0.032, 0.025)
+MOUTH_Y = -0.057
+_FEATURE_GAIN = 1.25  # scale of the named identity components relative to the amplitudes written below
+_HAIR_THICKNESS = 0.01  # metres the hair stands off the scalp
+_NECK_LENGTH = 0.12  # metres the bottom pole is drawn down
+_UV_FRONT = 0.6  # u-warp strength: the front gets 1 / (1 - 0.6) = 2.5x the texels of a uniform unwrap
+_UV_MIDDLE = 0.4  # v-warp strength: the equator band (the face) gets 1 / (1 - 0.4) = 1.7x
+
+
+def _gauss(x, y, cx, cy, sx, sy):
+    return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+
+
+def _ramp(t):
+    """Smoothstep of t clipped to [0, 1]."""
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _sphere():
+    """Unit directions (V, 3) of the UV sphere, its (F, 3) faces, UV coords and UV faces."""
+    v, u = np.meshgrid(1.0 - np.arange(1, _N_LAT) / _N_LAT, np.arange(_N_LON) / _N_LON, indexing="ij")
+    ring = uv_to_directions(u, v).reshape(-1, 3)  # rings denser on the face, like the UV map
+    dirs = np.concatenate([[[0.0, 1.0, 0.0]], ring, [[0.0, -1.0, 0.0]]])
+    bottom = len(dirs) - 1
+
+    def vid(i, j):  # vertex of ring i (1.._N_LAT-1), column j (wrapped)
+        return 1 + (i - 1) * _N_LON + np.mod(j, _N_LON)
+
+    def tid(i, j):  # UV grid point: row i (0.._N_LAT), column j (0.._N_LON, no wrap)
+        return i * (_N_LON + 1) + j
+
+    j = np.arange(_N_LON)
+    faces, uv_faces = [], []
+    faces.append(np.stack([np.zeros_like(j), vid(1, j + 1), vid(1, j)], -1))
+    uv_faces.append(np.stack([tid(0, j), tid(1, j + 1), tid(1, j)], -1))
+    for i in range(1, _N_LAT - 1):
+        a, b, c, d = vid(i, j), vid(i, j + 1), vid(i + 1, j), vid(i + 1, j + 1)
+        ta, tb, tc, td = tid(i, j), tid(i, j + 1), tid(i + 1, j), tid(i + 1, j + 1)
+        faces += [np.stack([a, b, c], -1), np.stack([b, d, c], -1)]
+        uv_faces += [np.stack([ta, tb, tc], -1), np.stack([tb, td, tc], -1)]
+    faces.append(np.stack([vid(_N_LAT - 1, j), vid(_N_LAT - 1, j + 1), np.full_like(j, bottom)], -1))
+    uv_faces.append(np.stack([tid(_N_LAT - 1, j), tid(_N_LAT - 1, j + 1), tid(_N_LAT, j)], -1))
+    faces, uv_faces = np.concatenate(faces), np.concatenate(uv_faces)
+
+    # Orient every triangle counter-clockwise seen from outside (the construction is consistent,
+    # so one global check decides).
+    corners = dirs[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    if np.sum(normals * corners.mean(1)) < 0:
+        faces, uv_faces = faces[:, ::-1], uv_faces[:, ::-1]
+
+    ui, uj = np.meshgrid(np.arange(_N_LAT + 1), np.arange(_N_LON + 1), indexing="ij")
+    uv = np.stack([uj / _N_LON, 1.0 - ui / _N_LAT], -1).reshape(-1, 2)
+    return dirs, faces.astype(np.int32), uv.astype(np.float32), uv_faces.astype(np.int32)
+
+
+def _warp(s, strength):
+    """Odd monotone map of [-1, 1] onto itself, flatter at 0: strength * s^3 + (1 - strength) * s."""
+    return strength * s**3 + (1.0 - strength) * s
+
+
+def uv_to_directions(u, v):
+    """UV coordinates (any shape) -> (..., 3) unit directions of the sphere the head is built from."""
+    phi = np.pi * _warp(2.0 * np.asarray(u) - 1.0, _UV_FRONT)
+    theta = 0.5 * np.pi * (1.0 + _warp(1.0 - 2.0 * np.asarray(v), _UV_MIDDLE))
+    return np.stack([np.sin(theta) * np.sin(phi), np.cos(theta), np.sin(theta) * np.cos(phi)], -1)
+
+
+def _nose(x, y):
+    """Forward (z) relief of the nose (bridge, ridge, tip, alae) at front-view position (x, y), metres."""
+    ax = np.abs(x)
+    length = _ramp((0.022 - y) / 0.045) * _ramp((y + 0.032) / 0.006)  # 0 at the nasion, 1 at the tip
+    width = 0.006 + 0.006 * length
+    ridge = (0.004 + 0.016 * length) * np.exp(-0.5 * (x / width) ** 2)
+    alae = 0.006 * _gauss(ax, y, 0.014, -0.026, 0.006, 0.006)
+    tip = 0.004 * _gauss(x, y, 0.0, -0.024, 0.007, 0.007)
+    return ridge + alae + tip
+
+
+def _face_relief(x, y):
+    """Forward (z) relief of the facial features at front-view position (x, y), metres."""
+    ax = np.abs(x)
+    ex, ey = EYE
+    m = MOUTH_Y
+    brow = 0.006 * _gauss(x, y, 0.0, 0.044, 0.045, 0.008) + 0.003 * _gauss(ax, y, 0.03, 0.04, 0.014, 0.006)
+    sockets = -0.011 * _gauss(ax, y, ex, ey + 0.002, 0.013, 0.010)
+    eyeballs = 0.005 * _gauss(ax, y, ex, ey, 0.008, 0.005)
+    cheekbones = 0.005 * _gauss(ax, y, 0.046, -0.008, 0.014, 0.012)
+    nasolabial = -0.002 * _gauss(ax - 0.022 - 0.3 * (y + 0.035), y, 0.0, -0.04, 0.003, 0.012)
+    upper_lip = 0.006 * _gauss(x, y, 0.0, m + 0.006, 0.017, 0.005)
+    lower_lip = 0.005 * _gauss(x, y, 0.0, m - 0.007, 0.015, 0.005)
+    mouth_line = -0.003 * _gauss(x, y, 0.0, m, 0.02, 0.0015)
+    philtrum = -0.0015 * _gauss(x, y, 0.0, -0.04, 0.003, 0.005)
+    labiomental = -0.003 * _gauss(x, y, 0.0, -0.075, 0.015, 0.004)
+    chin = 0.009 * _gauss(x, y, 0.0, -0.088, 0.017, 0.011)
+    return (_nose(x, y) + brow + sockets + eyeballs + cheekbones + nasolabial + upper_lip + lower_lip + mouth_line
+            + philtrum + labiomental + chin)
+
+
+def _ears(dirs, base):
+    """Outward (x) offset (..., ) of the ears on the sides of the head, metres: a flap with a rim."""
+    side = _ramp((np.abs(dirs[..., 0]) - 0.75) / 0.15)
+    y, z = base[..., 1], base[..., 2]
+    flap = _gauss(y, z, 0.0, -0.012, 0.024, 0.013)
+    rim = _gauss(np.hypot((y - 0.0) / 0.024, (z + 0.012) / 0.013), 0.0, 0.85, 0.0, 0.15, 1.0)
+    return np.sign(dirs[..., 0]) * side * (0.014 * flap + 0.005 * rim)
+
+
+def template_points(dirs):
+    """Rest-pose head points (..., 3) for unit directions (..., 3): an ellipsoid with a narrower jaw, the facial
+    relief on the front and a neck drawn down from the bottom cap (behind and under the chin)."""
+    base = np.sign(dirs) * np.abs(dirs) ** _ROUNDNESS * _RADII  # flatter face and sides than an ellipsoid
+    dx, dy, dz = dirs[..., 0], dirs[..., 1], dirs[..., 2]
+    base[..., 1] *= 1.0 + 0.2 * _ramp(dy / 0.6)  # a taller cranium
+    facing = _ramp(dz / 0.3)
+    base[..., 2] *= 1.0 + facing * (0.37 * _ramp((-dy - 0.3) / 0.55) + 0.08 * _ramp((dy - 0.2) / 0.5))  # jaw, brow
+    jaw_taper = 1.0 - 0.22 * _ramp(-base[..., 1] / _RADII[1])
+    base[..., 0] *= jaw_taper
+    front = _ramp(dirs[..., 2] / 0.5)
+    base[..., 2] += front * _face_relief(base[..., 0], base[..., 1])
+    base += dirs * (_HAIR_THICKNESS * hair_mask(base))[..., None]
+    base[..., 0] += _ears(dirs, base)
+    neck = neck_weight(dirs)
+    base[..., 0] *= 1.0 + 0.9 * neck
+    base[..., 1] -= _NECK_LENGTH * neck
+    base[..., 2] = base[..., 2] * (1.0 + 0.4 * neck) - 0.025 * neck
+    return base
+
+
+def hair_mask(points):
+    """(...,) 1 where the scalp is covered by hair, 0 on the face, ears and neck, for head points (..., 3)."""
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    sides = _ramp((np.abs(x) - 0.045) / 0.025) * _ramp((0.05 - z) / 0.04)
+    hairline = 0.078 - 0.045 * sides - 0.13 * _ramp((0.01 - z) / 0.06)
+    return _ramp((y - hairline) / 0.012 + 0.5)
+
+
+def neck_weight(dirs):
+    """(...,) how much of the neck deformation a sphere direction gets: 1 at the bottom pole, 0 on the face."""
+    return _ramp((-dirs[..., 1] - 0.8) / 0.15) * (1.0 - _ramp((dirs[..., 2] - 0.05) / 0.3)) ** 2
+
+
+def _regressor(vertices, targets, sigma=0.05):
+    """(J, V) joint regressor reproducing `targets` exactly on `vertices`: for each joint the
+    minimum-norm weights (under a Gaussian locality prior) with sum 1 and weighted mean = target."""
+    rows = []
+    ones = np.ones((1, len(vertices)))
+    a = np.concatenate([vertices.T, ones])  # (4, V)
+    for target in targets:
+        g = np.exp(-0.5 * np.sum((vertices - target) ** 2, -1) / sigma**2)
+        b = np.concatenate([target, [1.0]])
+        rows.append(g * (a.T @ np.linalg.solve((a * g) @ a.T, b)))
+    return np.stack(rows)
+
+
+def _weights(vertices, dirs):
+    """(V, 5) skinning weights for [global, neck, jaw, left eye, right eye]."""
+    x, y, z = vertices.T
+    front = _ramp(dirs[:, 2] / 0.3)
+    neck_part = _ramp(neck_weight(dirs) / 0.3)
+    jaw = _ramp((MOUTH_Y - y) / 0.008) * _ramp((z + 0.01) / 0.04) * (1.0 - neck_part)
+    eyes = [front * _ramp(1.0 - np.hypot(x - sx * EYE[0], y - EYE[1]) / 0.011) for sx in (1.0, -1.0)]
+    root = _ramp((-0.14 - y) / 0.03) * (1.0 - jaw)
+    neck = np.clip(1.0 - jaw - eyes[0] - eyes[1] - root, 0.0, 1.0)
+    weights = np.stack([root, neck, jaw, eyes[0], eyes[1]], -1)
+    return weights / weights.sum(-1, keepdims=True)
+
+
+def _smooth_fields(dirs, count, rng, sigma_range):
+    """(V, count) smooth, mostly mirror-symmetric scalar fields on the unit sphere, unit RMS."""
+    mirrored = dirs * np.array([-1.0, 1.0, 1.0])
+    fields = []
+    for k in range(count):
+        centres = rng.normal(size=(6, 3))
+        centres /= np.linalg.norm(centres, axis=-1, keepdims=True)
+        amps = rng.normal(size=6)
+        sigma = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * rng.random()
+
+        def field(d):
+            return np.exp(-np.sum((d[:, None] - centres) ** 2, -1) / (2 * sigma**2)) @ amps
+
+        sym = 0.5 * (field(dirs) + field(mirrored))
+        value = sym + (0.25 * (field(dirs) - field(mirrored)) if k % 5 == 4 else 0.0)
+        fields.append(value / np.sqrt(np.mean(value**2)))
+    return np.stack(fields, -1)
+
+
+def _shape_basis(vertices, dirs, rng):
+    """(V, 3, 60) identity basis in metres per standard deviation, by decreasing magnitude.
+
+    30 named components (head and face proportions; nose, eye, brow, mouth, cheek, chin and jaw features,
+    each a smooth window times a displacement; painted features move with the surface) and 30 smooth
+    random fields (every fifth one asymmetric) of decreasing amplitude.
+    """
+    x, y, z = vertices.T
+    ax, sx = np.abs(x), np.tanh(x / 0.006)  # a smooth sign: no crease on the midline
+    front = _ramp(dirs[:, 2] / 0.5)
+    zero = np.zeros_like(x)
+    lower = _ramp(-y / 0.05)
+    ex, ey = EYE
+    m = MOUTH_Y
+
+    def field(window, dx=0.0, dy=0.0, dz=0.0):
+        w = front * window
+        return np.stack([w * dx + zero, w * dy + zero, w * dz + zero], -1)
+
+    eyes = _gauss(ax, y, ex, ey, 0.016, 0.012)
+    nose = _gauss(x, y, 0.0, -0.015, 0.012, 0.025)
+    tip = _gauss(x, y, 0.0, -0.025, 0.012, 0.010)
+    mouth = _gauss(x, y, 0.0, m, 0.028, 0.012)
+    chin = _gauss(x, y, 0.0, -0.088, 0.022, 0.016)
+    cheekbone = _gauss(ax, y, 0.048, -0.002, 0.016, 0.014)
+    semantic = [
+        np.stack([0.07 * x, zero, zero], -1),  # head width
+        np.stack([zero, 0.05 * y, zero], -1),  # head length
+        np.stack([zero, zero, 0.05 * z], -1),  # head depth
+        np.stack([0.10 * x * lower, zero, zero], -1),  # jaw width
+        np.stack([zero, 0.08 * np.minimum(y, 0.0) * lower, zero], -1),  # lower-face length
+        np.stack([0.05 * x * _ramp(y / 0.05), zero, zero], -1),  # forehead/temple width
+        field(_gauss(x, y, 0.0, 0.07, 0.06, 0.025), dz=0.006),  # forehead slope
+        field(_nose(x, y) / 0.024, dz=0.004),  # nose projection
+        field(nose * sx * ax / 0.012, dx=0.003),  # nose width
+        field(nose, dy=-0.004),  # nose length (the tip drops)
+        field(tip, dz=0.003, dy=0.001),  # nose tip
+        field(_gauss(x, y, 0.0, 0.012, 0.008, 0.015), dz=0.003),  # nose bridge
+        field(_gauss(x, y, 0.0, -0.03, 0.015, 0.006), dy=0.002, dz=-0.002),  # nostril flare / columella
+        field(eyes * sx, dx=0.003),  # eye spacing
+        field(eyes * (ax - ex) / 0.012, dx=0.003),  # eye width
+        field(eyes * (y - ey) / 0.008, dy=0.002),  # eye height
+        field(eyes, dz=-0.004),  # eye depth (socket)
+        field(eyes * sx * (ax - ex) / 0.012, dy=0.002),  # eye tilt
+        field(_gauss(ax, y, 0.033, 0.046, 0.022, 0.010), dy=0.003),  # brow height
+        field(_gauss(x, y, 0.0, 0.045, 0.045, 0.009), dz=0.004),  # brow ridge
+        field(mouth * x / 0.025, dx=0.004),  # mouth width
+        field(mouth * (y - m) / 0.01, dy=0.002, dz=0.001),  # lip thickness
+        field(mouth, dy=0.004),  # mouth height
+        field(mouth, dz=0.004),  # lip protrusion
+        field(chin, dy=-0.005, dz=0.003),  # chin length
+        field(chin * x / 0.02, dx=0.004),  # chin width
+        field(cheekbone, dx=0.003 * sx, dz=0.004),  # cheekbones
+        field(_gauss(ax, y, 0.04, -0.04, 0.018, 0.02), dz=-0.004),  # cheek hollows
+        field(_gauss(ax, y, 0.055, -0.07, 0.02, 0.02) * sx, dx=0.005),  # jaw angle
+        field(eyes * 0.5 * (1.0 + sx) + mouth * x / 0.05, dy=0.002),  # asymmetry (left eye, mouth tilt)
+    ]
+    random_fields = _smooth_fields(dirs, 30, rng, (0.25, 0.6))
+    amplitudes = 0.0015 / np.sqrt(1.0 + np.arange(30) / 4.0)
+    random = [dirs * (random_fields[:, k] * amplitudes[k])[:, None] for k in range(30)]
+    basis = np.stack([_FEATURE_GAIN * f for f in semantic] + random, -1)  # (V, 3, 60)
+    scale = np.sqrt(np.mean(np.sum(basis**2, 1), 0))
+    return basis[:, :, np.argsort(-scale, kind="stable")]
+
+
+def _expression_basis(vertices, weights):
+    """(V, 3, 12) expression basis in metres per standard deviation."""
+    x, y, z = vertices.T
+    zero = np.zeros_like(x)
+    jaw = weights[:, 2]
+    corners = [_gauss(x, y, s * 0.025, MOUTH_Y, 0.01, 0.01) for s in (1.0, -1.0)]
+    lips = _gauss(x, y, 0.0, MOUTH_Y, 0.022, 0.01)
+    brows = [_gauss(x, y, s * 0.033, 0.046, 0.018, 0.008) for s in (1.0, -1.0)]
+    inner_brows = _gauss(np.abs(x), y, 0.012, 0.044, 0.008, 0.007)
+    lids = [_gauss(x, y, s * EYE[0], EYE[1] + 0.004, 0.011, 0.004) for s in (1.0, -1.0)]
+    cheeks = _gauss(np.abs(x), y, 0.045, -0.03, 0.015, 0.015)
+    nose = _gauss(x, y, 0.0, -0.01, 0.012, 0.02)
+    both = corners[0] + corners[1]
+    fields = [
+        (zero, -0.008 * jaw, -0.002 * jaw),  # mouth open
+        (0.002 * (corners[0] - corners[1]), 0.004 * both, -0.001 * both),  # smile
+        (-0.002 * np.tanh(x / 0.006) * lips, zero, 0.004 * lips),  # pucker
+        (zero, 0.004 * (brows[0] + brows[1]), zero),  # brow raise
+        (-0.002 * np.tanh(x / 0.006) * inner_brows, -0.002 * inner_brows, zero),  # brow furrow
+        (zero, -0.004 * lids[0], zero),  # left eye close
+        (zero, -0.004 * lids[1], zero),  # right eye close
+        (zero, zero, 0.005 * cheeks),  # cheek puff
+        (0.004 * (corners[0] - corners[1]), zero, zero),  # mouth wide
+        (0.004 * jaw, zero, zero),  # jaw sideways
+        (0.002 * corners[0], 0.004 * corners[0], zero),  # left smile
+        (zero, 0.002 * nose, zero),  # nose wrinkle
+    ]
+    return np.stack([np.stack(f, -1) for f in fields], -1)
+
+
+def _ray_hit(vertices, faces, origin, direction):
+    """(face index, barycentrics) of the farthest hit of a ray (Moller-Trumbore over all faces)."""
+    v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
+    e1, e2 = v1 - v0, v2 - v0
+    p = np.cross(direction, e2)
+    det = np.sum(e1 * p, -1)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s = origin - v0
+    u = np.sum(s * p, -1) * inv
+    q = np.cross(s, e1)
+    v = np.sum(direction * q, -1) * inv
+    t = np.sum(e2 * q, -1) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+    face = int(np.argmax(np.where(hit, t, -np.inf)))
+    return face, np.array([1.0 - u[face] - v[face], u[face], v[face]])
+
+
+def _ibug68_targets():
+    """68 (origin, direction) rays in iBUG order; image-left is the subject's right (-x)."""
+    rays = []
+    for k in range(17):  # jaw line, cast horizontally outward from the vertical axis
+        t = (k - 8) / 8.0
+        angle = np.deg2rad(75.0) * t
+        height = -0.088 + 0.105 * abs(t) ** 1.5
+        rays.append(((0.0, height, 0.0), (np.sin(angle), 0.0, np.cos(angle))))
+    brow = [(-0.055, 0.040), (-0.045, 0.046), (-0.034, 0.048), (-0.023, 0.047), (-0.012, 0.043)]
+    front = brow + [(-x, y) for x, y in reversed(brow)]
+    front += [(0.0, 0.025), (0.0, 0.008), (0.0, -0.008), (0.0, -0.025)]  # nose bridge
+    front += [(-0.014, -0.035), (-0.007, -0.037), (0.0, -0.038), (0.007, -0.037), (0.014, -0.035)]
+    ex, ey = EYE
+    right_eye = [(-ex - 0.012, ey), (-ex - 0.004, ey + 0.004), (-ex + 0.005, ey + 0.004),
+                 (-ex + 0.012, ey), (-ex + 0.005, ey - 0.004), (-ex - 0.004, ey - 0.004)]
+    left_eye = [(ex - 0.012, ey), (ex - 0.005, ey + 0.004), (ex + 0.004, ey + 0.004),
+                (ex + 0.012, ey), (ex + 0.004, ey - 0.004), (ex - 0.005, ey - 0.004)]
+    front += right_eye + left_eye
+    m = MOUTH_Y
+    front += [(-0.025, m), (-0.016, m + 0.006), (-0.007, m + 0.009), (0.0, m + 0.008), (0.007, m + 0.009),
+              (0.016, m + 0.006), (0.025, m), (0.016, m - 0.007), (0.007, m - 0.010), (0.0, m - 0.011),
+              (-0.007, m - 0.010), (-0.016, m - 0.007)]
+    front += [(-0.020, m), (-0.007, m + 0.002), (0.0, m + 0.002), (0.007, m + 0.002), (0.020, m),
+              (0.007, m - 0.002), (0.0, m - 0.002), (-0.007, m - 0.002)]
+    rays += [((x, y, 0.0), (0.0, 0.0, 1.0)) for x, y in front]
+    return rays
+
+
+def _landmarks(vertices, faces) -> LandmarkEmbedding:
+    hits = [_ray_hit(vertices, faces, np.array(o), np.array(d)) for o, d in _ibug68_targets()]
+    return LandmarkEmbedding(
+        face_idx=np.array([f for f, _ in hits], np.int32),
+        bary_coords=np.array([b for _, b in hits], np.float32),
+        layout="ibug68",
+    )
+
+
+def build_model(name: str, source: str, license_: str) -> FlameModel:
+    """The procedural head as a FlameModel with numpy leaves (see the module docstring)."""
+    rng = np.random.default_rng(20240601)
+    dirs, faces, uv, uv_faces = _sphere()
+    vertices = template_points(dirs)
+    eye_z = [vertices[np.argmin(np.hypot(vertices[:, 0] - s * EYE[0], vertices[:, 1] - EYE[1])
+                                + 10.0 * (dirs[:, 2] < 0))][2] for s in (1.0, -1.0)]
+    joints = np.array([
+        [0.0, -0.090, -0.015],  # global: base of the head, where a neck would attach
+        [0.0, -0.060, -0.015],  # neck
+        [0.0, -0.020, 0.000],  # jaw hinge, at ear height below the eyes
+        [EYE[0], EYE[1], eye_z[0] - 0.012],  # left eye (subject's left, +x)
+        [-EYE[0], EYE[1], eye_z[1] - 0.012],  # right eye
+    ])
+    weights = _weights(vertices, dirs)
+    return FlameModel(
+        v_template=vertices.astype(np.float32),
+        shapedirs=_shape_basis(vertices, dirs, rng).astype(np.float32),
+        exprdirs=_expression_basis(vertices, weights).astype(np.float32),
+        posedirs=np.zeros((9 * (len(FLAME_PARENTS) - 1), 3 * len(vertices)), np.float32),
+        J_regressor=_regressor(vertices, joints).astype(np.float32),
+        lbs_weights=weights.astype(np.float32),
+        faces=faces,
+        parents=FLAME_PARENTS,
+        uv_coords=uv,
+        uv_faces=uv_faces,
+        landmarks=_landmarks(vertices, faces),
+        name=name,
+        source=source,
+        license=license_,
+    )
+
+

@@ -1,0 +1,78 @@
+"""Adversarial search: `python -m launch.search --flagfile=launch/configs/quickstart.flags --output_dir=DIR`.
+
+Runs each --strategy (same seeds) and writes DIR/{config.flags, events.jsonl, results.json, table.md,
+adversarials.png, trajectories.png, sequence.png, report.html, adversarials/}; see
+simadv_jax.search.experiment. --resume continues DIR (Ctrl-C loses nothing already computed).
+"""
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+from simadv_jax.search.experiment import SearchConfig, run_search
+
+_D = SearchConfig()
+STRATEGY = flags.DEFINE_list("strategy", list(_D.strategies), "Strategies, comma-separated for a side-by-side run: "
+                             "reinforce, uniform, gaussian, random_opt, evosax:<Algorithm> (e.g. evosax:CMA_ES).")
+STRATEGY_OPTIONS = flags.DEFINE_list(
+    "strategy_options", [], "Strategy options as STRATEGY.OPTION=VALUE, comma-separated, e.g. "
+    "'reinforce.sigma2=0.05,reinforce.learning_rate=0.1,reinforce.baseline=moving_average,random_opt.incumbent_init=random'.")
+RUNS = flags.DEFINE_integer("runs", _D.runs, "R, independent runs per strategy.")
+SAMPLES = flags.DEFINE_integer("samples_per_iteration", _D.samples_per_iteration, "K, samples per run and iteration.")
+MAX_ITERATIONS = flags.DEFINE_integer("max_iterations", _D.max_iterations, "Iterations per run at most.")
+STOP_AT_FIRST = flags.DEFINE_boolean("stop_at_first", _D.stop_at_first,
+                                     "A run stops at its first adversarial (else it collects all until the budget).")
+SEED = flags.DEFINE_integer("seed", _D.seed, "Random seed (run r uses fold_in(seed, r) in every strategy).")
+RECOGNIZER = flags.DEFINE_string("recognizer", _D.recognizer, "Recognizer: dlib_resnet, dlib_reference, "
+                                 "<backbone>:<checkpoint dir>.")
+THRESHOLD = flags.DEFINE_float("threshold", None, "Decision threshold on the score (default: the recognizer's).")
+HEAD = flags.DEFINE_string("head", _D.head, "Head model: 'embedded' or a FLAME file (generic_model.pkl or .npz).")
+TEXTURE = flags.DEFINE_string("texture", _D.texture, "Albedo model: 'embedded' or a FLAME/BFM texture file.")
+SPACE = flags.DEFINE_string("space", _D.space, "Searched parameters (see simadv_jax.params), e.g. "
+                            "'shape[0:15]=-2:2,texture[0:15]=-2:2,yaw=-1:1'.")
+SCENARIO = flags.DEFINE_enum("scenario", _D.scenario, ["genuine", "impostor"],
+                             "genuine: hunt false non-matches; impostor: hunt false matches (needs ref.shape/texture).")
+SUPERSAMPLE = flags.DEFINE_integer("supersample", _D.supersample, "Anti-aliasing factor of the renders.")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run directory (required).")
+RESUME = flags.DEFINE_boolean("resume", False, "Continue the search in --output_dir.")
+RESCORE_WITH = flags.DEFINE_string("rescore_with", None, "Re-score saved adversarials with this recognizer "
+                                   "(e.g. dlib_reference) and report the fraction still adversarial.")
+CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N iterations.")
+MAX_SAVED = flags.DEFINE_integer("max_saved_adversarials", _D.max_saved_adversarials,
+                                 "Adversarial pairs saved as PNG + JSON (all are listed in results.json).")
+PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+
+
+def _flags_text() -> str:
+    names = [f.name for f in flags.FLAGS.get_key_flags_for_module(__name__) if f.name not in ("resume", "output_dir")]
+    return "".join(flags.FLAGS[name].serialize() + "\n" for name in names if flags.FLAGS[name].value is not None)
+
+
+def config_from_flags() -> SearchConfig:
+    """The SearchConfig the parsed flags describe."""
+    return SearchConfig(
+        strategies=tuple(STRATEGY.value), strategy_options=tuple(STRATEGY_OPTIONS.value), runs=RUNS.value, samples_per_iteration=SAMPLES.value,
+        max_iterations=MAX_ITERATIONS.value, stop_at_first=STOP_AT_FIRST.value, seed=SEED.value,
+        recognizer=RECOGNIZER.value, threshold=THRESHOLD.value, head=HEAD.value, texture=TEXTURE.value,
+        space=SPACE.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, rescore_with=RESCORE_WITH.value,
+        checkpoint_every=CHECKPOINT_EVERY.value, max_saved_adversarials=MAX_SAVED.value, progress=PROGRESS.value)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+    if not OUTPUT_DIR.value:
+        raise SystemExit("error: --output_dir: required")
+    config = config_from_flags()
+    try:
+        run_search(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text())
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    with open(os.path.join(OUTPUT_DIR.value, "table.md")) as f:
+        print(f.read())
+    print(f"report: {os.path.join(OUTPUT_DIR.value, 'report.html')}")
+
+
+if __name__ == "__main__":
+    app.run(main)

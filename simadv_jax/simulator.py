@@ -1,0 +1,206 @@
+"""The simulator: ImageParams / SceneParams -> rendered face images (pure, one sample; batch with `jax.vmap`).
+
+One image is made in four stages:
+  1. geometry: `flame.forward` with the identity (shape), expression and jaw opening; the head's global
+     rotation (yaw about +y, then pitch about +x, then roll about +z, R = Ry Rx Rz) is applied about the
+     posed root joint, exactly like FLAME's global pose.
+  2. albedo: `flame.texture` with the texture coefficients.
+  3. camera: a perspective camera on the +z axis at `camera_distance` metres from the landmarks' centroid,
+     looking at it (the face looks down +z at zero pose), with focal length `focal_length` x image width.
+     `render_image` then folds the similarity that puts the 5 template landmarks onto the recognizer's
+     template into the projection (`simadv_jax.render.align_camera`), so the face is rasterized straight
+     into the aligned crop; `render_framed` keeps a fixed framing instead (for detectors).
+  4. light: a directional light (azimuth/elevation in radians, view space; 0, 0 = from the camera) of
+     strength `light_intensity` plus an `ambient` term, expressed as DECA's 9 SH coefficients per channel
+     (`light_sh`), shading albedo x irradiance.
+
+Images are float32 RGB in [0, 1], (H, W, 3). `valid` is False when the image is not finite, no face pixel
+was drawn, or a landmark lies behind the camera.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+import flame
+from flame.model import FlameModel, TextureModel
+from simadv_jax.params import ImageParams, SceneParams
+from simadv_jax.render import Camera, align_camera, get_template, look_at, perspective_from_focal, render_mesh
+from simadv_jax.render.shade import SH_CONSTANTS
+
+DEFAULT_BACKGROUND = (0.5, 0.5, 0.5)
+# render_framed: pixels per metre are face_width_px / FACE_WIDTH_M at the landmarks' depth.
+FACE_WIDTH_M = 0.15
+
+# Real SH normalizations of DECA's 9 basis polynomials and the clamped-cosine kernel per band.
+_SH_NORM = (
+    1 / math.sqrt(4 * math.pi),
+    *(math.sqrt(3 / (4 * math.pi)),) * 3,
+    *(3 * math.sqrt(5 / (12 * math.pi)),) * 3,
+    1.5 * math.sqrt(5 / (12 * math.pi)),
+    0.5 * math.sqrt(5 / (4 * math.pi)),
+)
+_KERNEL = (math.pi, *(2 * math.pi / 3,) * 3, *(math.pi / 4,) * 5)
+
+
+class Image(NamedTuple):
+    """image: (H, W, 3) float32 RGB in [0, 1]. valid: () bool. mask: (H, W) float32 face coverage.
+    landmarks: (L, 2) float32 landmark positions in continuous pixel coordinates (u right, v down)."""
+
+    image: jax.Array
+    valid: jax.Array
+    mask: jax.Array
+    landmarks: jax.Array
+
+
+def light_direction(azimuth: jax.Array, elevation: jax.Array) -> jax.Array:
+    """Unit (3,) view-space direction towards the light; azimuth turns towards +x, elevation towards +y."""
+    return jnp.stack([jnp.sin(azimuth) * jnp.cos(elevation), jnp.sin(elevation), jnp.cos(azimuth) * jnp.cos(elevation)])
+
+
+def light_sh(azimuth, elevation, intensity, ambient) -> jax.Array:
+    """Directional + ambient white light -> (9, 3) DECA SH coefficients (see `render.shade.sh_shading`).
+
+    The irradiance they give is the order-2 SH approximation (Ramamoorthi & Hanrahan) of
+    ambient + intensity * max(0, n . d), d = `light_direction(azimuth, elevation)`: coefficient k is
+    kernel_l * norm_k^2 * poly_k(d) * intensity / SH_CONSTANTS[k] (+ ambient / SH_CONSTANTS[0] for k = 0).
+    """
+    d = light_direction(azimuth, elevation)
+    x, y, z = d[0], d[1], d[2]
+    poly = jnp.stack([jnp.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1])
+    scale = jnp.asarray([k * n * n / c for k, n, c in zip(_KERNEL, _SH_NORM, SH_CONSTANTS)], jnp.float32)
+    coeffs = intensity * scale * poly
+    coeffs = coeffs.at[0].add(ambient / SH_CONSTANTS[0])
+    return jnp.tile(coeffs[:, None], (1, 3)).astype(jnp.float32)
+
+
+def rotation(yaw, pitch, roll) -> jax.Array:
+    """(3, 3) R = Ry(yaw) Rx(pitch) Rz(roll), radians, right-handed (yaw > 0 turns the face towards +x)."""
+    cy, sy, cp, sp, cr, sr = jnp.cos(yaw), jnp.sin(yaw), jnp.cos(pitch), jnp.sin(pitch), jnp.cos(roll), jnp.sin(roll)
+    one, zero = jnp.ones_like(cy), jnp.zeros_like(cy)
+    ry = jnp.array([[cy, zero, sy], [zero, one, zero], [-sy, zero, cy]])
+    rx = jnp.array([[one, zero, zero], [zero, cp, -sp], [zero, sp, cp]])
+    rz = jnp.array([[cr, -sr, zero], [sr, cr, zero], [zero, zero, one]])
+    return ry @ rx @ rz
+
+
+def _check(model: FlameModel, texture_model: TextureModel) -> None:
+    if model.landmarks is None:
+        raise ValueError(f"head model {model.name!r}: the simulator needs a landmark embedding (for alignment)")
+    if texture_model.is_uv and (model.uv_coords is None or model.uv_faces is None):
+        raise ValueError(f"head model {model.name!r}: a UV texture model needs the head's uv_coords and uv_faces")
+
+
+def _geometry(model: FlameModel, params: ImageParams):
+    """Posed (V, 3) vertices and (L, 3) landmarks, and the (4, 4) look-at view matrix."""
+    pose = jnp.zeros((model.num_joints, 3), jnp.float32).at[2, 0].set(params.jaw)
+    out = flame.forward(model, params.shape, params.expression, pose)
+    root = out.joints[0]
+    r = rotation(params.yaw, params.pitch, params.roll)
+    vertices = (out.vertices - root) @ r.T + root
+    landmarks = (out.landmarks - root) @ r.T + root
+    target = jnp.mean(landmarks, axis=0)
+    eye = target + jnp.stack([0.0, 0.0, params.camera_distance])
+    return vertices, landmarks, look_at(eye, target)
+
+
+def _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks) -> Image:
+    albedo = flame.texture(texture_model, params.texture)
+    sh = light_sh(params.light_azimuth, params.light_elevation, params.light_intensity, params.ambient)
+    size = _size(resolution)
+    rendered = render_mesh(vertices, model.faces, camera, size, albedo, uv_coords=model.uv_coords,
+                           uv_faces=model.uv_faces, sh_coeffs=sh, background=jnp.asarray(background, jnp.float32),
+                           supersample=supersample)
+    clip = camera.to_clip(landmarks)
+    w = clip[:, 3]
+    ndc = clip[:, :2] / jnp.where(w > 0, w, 1.0)[:, None]
+    pixels = jnp.stack([(ndc[:, 0] + 1) * 0.5 * size, (1 - ndc[:, 1]) * 0.5 * size], axis=-1)
+    valid = jnp.all(jnp.isfinite(rendered.image)) & (jnp.sum(rendered.mask) > 0) & jnp.all(w > 0)
+    return Image(rendered.image, valid, rendered.mask, pixels)
+
+
+def _size(resolution: int) -> int:
+    """The static square output side in pixels (validated)."""
+    if not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution: expected a positive int, got {resolution!r}")
+    return resolution
+
+
+def render_image(
+    model: FlameModel,
+    texture_model: TextureModel,
+    params: ImageParams,
+    *,
+    template: str,
+    resolution: Optional[int] = None,
+    supersample: int = 1,
+    background=DEFAULT_BACKGROUND,
+) -> Image:
+    """One image rendered straight into a recognizer's aligned crop (pure; vmap over `params`).
+
+    Args:
+      model, texture_model: the head and its albedo model (FLAME format; the head needs landmarks).
+      params: unbatched ImageParams (simulator units: radians, metres, standard deviations).
+      template: static alignment template name ("dlib150", "arcface112"); the 5 template landmarks land on it.
+      resolution: static output side in pixels; default the template's size. Any other size renders the same
+        crop scaled (the alignment lives in normalized device coordinates).
+      supersample: static anti-aliasing factor (rasterize at supersample x resolution, box filter down).
+      background: (3,) RGB or scalar in [0, 1].
+    Returns:
+      Image(image (R, R, 3) in [0, 1], valid, mask (R, R), landmarks (L, 2) pixels).
+    """
+    _check(model, texture_model)
+    size = get_template(template).size if resolution is None else resolution
+    vertices, landmarks, view = _geometry(model, params)
+    focal = params.focal_length * size
+    camera = Camera(view, perspective_from_focal(focal, size))
+    camera = align_camera(camera, landmarks, template, model.landmarks.layout)
+    return _render(model, texture_model, params, camera, size, supersample, background, vertices, landmarks)
+
+
+def render_framed(
+    model: FlameModel,
+    texture_model: TextureModel,
+    params: ImageParams,
+    *,
+    resolution: int = 256,
+    face_width_px: Optional[float] = None,
+    supersample: int = 1,
+    background=DEFAULT_BACKGROUND,
+) -> Image:
+    """One image with fixed framing (no alignment), e.g. as input to a face detector.
+
+    The landmarks' centroid is at the image centre. Scale: with `face_width_px`, FACE_WIDTH_M metres at the
+    centroid's depth span `face_width_px` pixels (independent of `camera_distance`, which then only changes
+    perspective); without it, the focal length is `params.focal_length * resolution` pixels.
+    Returns Image as `render_image`.
+    """
+    _check(model, texture_model)
+    vertices, landmarks, view = _geometry(model, params)
+    if face_width_px is None:
+        focal = params.focal_length * resolution
+    else:
+        focal = face_width_px / FACE_WIDTH_M * params.camera_distance
+    camera = Camera(view, perspective_from_focal(focal, resolution))
+    return _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks)
+
+
+def render_pair(
+    model: FlameModel,
+    texture_model: TextureModel,
+    scene: SceneParams,
+    recognizer_template: str,
+    resolution: Optional[int] = None,
+    *,
+    supersample: int = 1,
+    background=DEFAULT_BACKGROUND,
+) -> tuple[Image, Image]:
+    """A scene's (reference, probe) aligned Images for a recognizer's template (pure; vmap over `scene`)."""
+    def one(params):
+        return render_image(model, texture_model, params, template=recognizer_template, resolution=resolution,
+                            supersample=supersample, background=background)
+
+    return one(scene.reference), one(scene.probe)

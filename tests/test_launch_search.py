@@ -1,0 +1,158 @@
+"""launch.search end to end: a tiny search writes every output; resume after Ctrl-C == uninterrupted; flags."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from simadv_jax.report.images import read_png
+from simadv_jax.search import experiment
+from simadv_jax.search.experiment import SearchConfig, build_setup, run_search
+from tests.search_fixtures import head, tiny_recognizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = SearchConfig(strategies=("reinforce", "uniform"), runs=2, samples_per_iteration=3, max_iterations=3,
+                      stop_at_first=False, recognizer="tiny", space="shape[0:2]=-2:2,texture[0:2]=-2:2,yaw=-1:1",
+                      progress=False, rescore_with="dlib_reference", max_saved_adversarials=4)
+OUTPUTS = ("config.json", "events.jsonl", "results.json", "table.md", "adversarials.png", "trajectories.png",
+           "sequence.png", "report.html")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return build_setup(CONFIG, recognizer=tiny_recognizer(threshold=0.8), head=head())
+
+
+@pytest.fixture(scope="module")
+def straight(setup, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("straight"))
+    return out, run_search(CONFIG, out, setup=setup, flags_text="--runs=2\n")
+
+
+def _without_timing(results):
+    return {k: v for k, v in results.items() if k != "timing"}
+
+
+def test_tiny_search_writes_every_output(straight, setup):
+    out, results = straight
+    for name in OUTPUTS + ("config.flags",):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert results["schema_version"] == 1
+    for name in CONFIG.strategies:
+        summary = results["strategies"][name]
+        # Exact query counting: every sample of every active iteration (no run stops: stop_at_first=False).
+        assert summary["queries"] == CONFIG.runs * CONFIG.samples_per_iteration * CONFIG.max_iterations
+        assert summary["valid_samples"] + summary["invalid"] == summary["queries"]
+        for key in ("adversarials_found", "accuracy", "mean_score", "queries_per_adversarial",
+                    "fraction_runs_with_adversarial", "median_queries_to_first_adversarial", "clipped"):
+            assert key in summary
+        assert summary["adversarials_found"] == len(summary["adversarials"])
+    lines = [json.loads(line) for line in open(os.path.join(out, "events.jsonl"))]
+    assert len(lines) == len(CONFIG.strategies) * CONFIG.runs * CONFIG.max_iterations
+    adversarials = [a for name in CONFIG.strategies for a in results["strategies"][name]["adversarials"]]
+    assert adversarials, "threshold 0.8 on the tiny recognizer should give adversarials"
+    first = adversarials[0]
+    assert first["score"] < 0.8 and set(first["params"]) == set(setup.space.names)
+    for key in ("reference", "probe", "params"):
+        assert os.path.exists(os.path.join(out, "adversarials", first["files"][key]))
+    table = open(os.path.join(out, "table.md")).read()
+    assert "| reinforce |" in table and "| uniform |" in table
+    # Only the first max_saved_adversarials get files; --rescore_with re-scores exactly those with dlib's code.
+    assert sum("files" in a for a in adversarials) == min(4, len(adversarials))
+    rescore = results["rescore"]
+    assert rescore["recognizer"] == "dlib_reference" and rescore["rescored"] == min(4, len(adversarials))
+    assert all(-2.0 < s < 0.0 for s in rescore["scores"])  # negative Euclidean distances of dlib descriptors
+    assert rescore["still_adversarial"] == sum(s < -0.6 for s in rescore["scores"])
+    assert "Rescored with `dlib_reference`" in table
+
+
+def test_saved_adversarial_re_renders_exactly(straight):
+    from launch.render_params import load_record, render_record
+    from simadv_jax.recognizers.dlib_reference import to_uint8
+
+    out, _ = straight
+    record = load_record(os.path.join(out, "adversarials", "0000.json"))
+    reference, probe = render_record(record)
+    np.testing.assert_array_equal(to_uint8(probe), read_png(os.path.join(out, "adversarials", "0000_probe.png")))
+    np.testing.assert_array_equal(to_uint8(reference),
+                                  read_png(os.path.join(out, "adversarials", "0000_reference.png")))
+    assert probe.shape == (tiny_recognizer().input_size,) * 2 + (3,)
+
+
+def test_resume_after_ctrl_c_matches_uninterrupted(straight, setup, tmp_path, monkeypatch):
+    out = str(tmp_path)
+    calls = {"n": 0}
+    original = experiment._Progress.__call__
+
+    def interrupt_on_second(self, *args):  # Ctrl-C after the second completed iteration of the first strategy
+        original(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment._Progress, "__call__", interrupt_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(CONFIG, out, setup=setup)
+    monkeypatch.setattr(experiment._Progress, "__call__", original)
+    with pytest.raises(ValueError, match="--resume"):
+        run_search(CONFIG, out, setup=setup)  # the directory holds a search
+    # Resume in two legs (fewer iterations first), as a user extending the budget would.
+    run_search(SearchConfig(**{**CONFIG.to_json(), "strategies": CONFIG.strategies, "max_iterations": 2}), out,
+               setup=setup, resume=True)
+    resumed = run_search(CONFIG, out, setup=setup, resume=True)
+    assert _without_timing(resumed) == _without_timing(straight[1])
+    with pytest.raises(ValueError, match="--runs"):
+        run_search(SearchConfig(**{**CONFIG.to_json(), "strategies": CONFIG.strategies, "runs": 3}), out,
+                   setup=setup, resume=True)
+
+
+def test_config_checks_name_the_flag():
+    def config(**changes):
+        return SearchConfig(**{**CONFIG.to_json(), "strategies": CONFIG.strategies, **changes})
+
+    assert config(strategy_options=("reinforce.sigma2=0.1",)).options("reinforce") == {"sigma2": 0.1}
+    for changes, flag in [({"strategy_options": ("reinforce.sigma3=1",)}, "--strategy"),
+                          ({"strategy_options": ("gaussian.relative_std=1",)}, "--strategy_options"),
+                          ({"strategy_options": ("sigma2",)}, "--strategy_options"),
+                          ({"strategies": ("reinforce", "reinforce")}, "--strategy"),
+                          ({"strategies": ("annealing",)}, "--strategy"),
+                          ({"samples_per_iteration": 0}, "--samples_per_iteration"),
+                          ({"threshold": float("nan")}, "--threshold")]:
+        with pytest.raises(ValueError, match=flag):
+            config(**changes).check()
+
+
+def test_bad_flag_gives_one_clear_message(tmp_path):
+    # (the other flag checks run in-process in test_config_checks_name_the_flag)
+    out = subprocess.run([sys.executable, "-m", "launch.search", f"--output_dir={tmp_path}/run", "--runs=0"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode != 0
+    assert "error: --runs: must be >= 1, got 0" in out.stderr and "Traceback" not in out.stderr
+    assert not os.path.exists(f"{tmp_path}/run")
+
+
+def test_shipped_flagfiles_parse_and_fit_the_embedded_head():
+    script = """
+import glob
+from absl import flags
+import launch.search as cli
+from simadv_jax.evaluate import check_scenario
+from simadv_jax.search.experiment import load_head
+from simadv_jax.params import ParamSpace
+model, texture = load_head("embedded", "embedded")
+for path in sorted(glob.glob("launch/configs/quickstart.flags") + glob.glob("launch/configs/paper_table*.flags")):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["search", "--flagfile=" + path, "--output_dir=unused"])
+    config = cli.config_from_flags()
+    config.check()
+    space = ParamSpace.parse(config.space, num_shape=model.num_shape, num_texture=texture.num_components,
+                             num_expression=model.num_expression)
+    check_scenario(space, config.scenario)
+    print(path, config.strategies, space.size)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].endswith(" 30") and lines[1].endswith(" 62"), lines
