@@ -6,8 +6,9 @@ The map is painted at the exact surface point of every texel (`_head_geometry.uv
     the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
   * 15 designed components (skin tone from very light to very dark, LFW-independent colour and feature
     variation: redness, olive, brows, lips, iris colour, hair, stubble, freckles, eye shadow, blush, hairline,
-    lash line) interleaved with 18 principal components of the real faces' luminance patterns (real variation of
-    eyes, brows, nose, mouth and face shape as they appear in photographs), 33 in all;
+    lash line) interleaved with 18 mirror-symmetric principal components (std x _FACE_GAIN) of the real faces'
+    luminance patterns (real variation of eyes, brows, nose, mouth and face shape as they appear in photographs),
+    33 in all;
   * every component has unit max |basis| and its std in albedo units (coefficients in standard deviations).
 The real faces: 100 LFW face crops (25x25 grey) shipped as `skimage/data/lfw_subset.npy` with scikit-image, and
 their mirror images. A crop maps onto the face by an affine fit of its mean eye and mouth positions to the head's.
@@ -70,17 +71,23 @@ def _crop_coordinates(x, y):
 
 
 def _face_patterns(faces: np.ndarray):
-    """(N, 25, 25) grey crops in [0, 1] -> mean brightness-normalised pattern (25, 25) and principal components
-    (NUM_FACE_PCS, 25, 25) scaled by their standard deviations, from the crops and their mirror images."""
+    """(N, 25, 25) grey crops in [0, 1] -> mean brightness-normalised pattern (25, 25) and the first NUM_FACE_PCS
+    mirror-symmetric principal components (NUM_FACE_PCS, 25, 25) scaled by their standard deviations, from the
+    crops and their mirror images."""
     faces = np.asarray(faces, np.float64)
     faces = np.concatenate([faces, faces[:, :, ::-1]])
     centre = faces[:, 6:19, 6:19].mean(axis=(1, 2), keepdims=True)
     ratio = faces / np.maximum(centre, 1e-3)
     mean = ratio.mean(0)
     _, singular, vt = np.linalg.svd((ratio - mean).reshape(len(ratio), -1), full_matrices=False)
-    std = singular[:NUM_FACE_PCS] / np.sqrt(len(ratio) - 1)
-    components = vt[:NUM_FACE_PCS] * np.where(vt[:NUM_FACE_PCS].sum(1, keepdims=True) < 0, -1.0, 1.0)
-    return mean, (components * std[:, None]).reshape(-1, 25, 25)
+    std = singular / np.sqrt(len(ratio) - 1)
+    components = vt.reshape(-1, 25, 25)
+    # With mirrored data every component is mirror-symmetric or antisymmetric; the antisymmetric ones are mostly
+    # the photos' light direction and head turn, so only symmetric ones are kept.
+    symmetric = np.sum(components * components[:, :, ::-1], axis=(1, 2)) > 0
+    keep = np.nonzero(symmetric)[0][:NUM_FACE_PCS]
+    signs = np.where(components[keep].sum(axis=(1, 2), keepdims=True) < 0, -1.0, 1.0)
+    return mean, components[keep] * signs * std[keep, None, None]
 
 
 def _sample(image, rows, cols):
@@ -137,6 +144,8 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     mean = paint(mean, sclera, _SCLERA)
     mean = paint(mean, iris, _IRIS)
     mean = paint(mean, pupil, (0.03, 0.03, 0.03))
+    ears = _ramp((ax - 0.08) / 0.006) * _gauss(y, z, 0.0, -0.012, 0.016, 0.009) * (1.0 - hair)
+    mean = paint(mean, ears, _SKIN * 0.6)  # the shadowed hollow of the ear
     nostrils = front * np.maximum.reduce([_disc(x, y, s * 0.0075, -0.030, 0.0035, 0.0018) for s in (1.0, -1.0)])
     mean = paint(mean, nostrils, _SKIN * 0.55)
     skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, sclera, lashes]))
@@ -147,7 +156,7 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
                                                                                    0.0, None)
     designed = [  # each component at +1 standard deviation, in albedo units
         0.13 * (skin_mask * luminance)[..., None] * np.array([1.0, 0.95, 0.88]),  # skin tone
-        0.08 * brows[..., None] * np.ones(3),  # brow lightness
+        0.05 * brows[..., None] * np.ones(3),  # brow lightness
         0.06 * lips[..., None] * np.array([1.0, -0.5, -0.4]),  # lip redness
         0.12 * iris[..., None] * np.array([0.05, 0.6, 1.0]),  # iris colour (brown -> blue/grey)
         0.07 * hair[..., None] * np.array([1.0, 0.85, 0.65]),  # hair colour (black -> brown)

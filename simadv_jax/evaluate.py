@@ -33,6 +33,9 @@ from simadv_jax.params import ParamSpace
 from simadv_jax.recognizers.base import Recognizer
 
 SCENARIOS = ("genuine", "impostor")
+# Images rendered per vmapped group on one device; groups run one after another (`lax.map`). On XLA:CPU this
+# is ~1.5x faster than one vmap over the whole batch (the rasterizer's per-image buffers stay in cache).
+RENDER_GROUP = 8
 
 
 class EvalResult(NamedTuple):
@@ -124,6 +127,12 @@ def make_evaluate(
         return simulator.render_image(head[0], head[1], params, template=recognizer.template, resolution=size,
                                       supersample=supersample, background=background)
 
+    def render_batch(head, params):
+        """Batched `params` -> batched Image: lax.map over vmapped groups on one device, one vmap when sharded."""
+        if sharding is not None:
+            return jax.vmap(render, in_axes=(None, 0))(head, params)
+        return jax.lax.map(lambda p: render(head, p), params, batch_size=RENDER_GROUP)
+
     def embed(params, images):
         embeddings = recognizer.embed(params, images)
         finite = jnp.all(jnp.isfinite(embeddings), axis=-1) & jnp.all(jnp.isfinite(images), axis=(1, 2, 3))
@@ -148,13 +157,13 @@ def make_evaluate(
         if sharding is not None:
             rho = jax.lax.with_sharding_constraint(rho, sharding)
         scene = space.decode(rho)
-        probe = jax.vmap(render, in_axes=(None, 0))(head, scene.probe)
+        probe = render_batch(head, scene.probe)
         if reference is not None:
             probe_embedding, probe_finite = embed(params, probe.image)
             ref_embedding = jnp.broadcast_to(reference[0], probe_embedding.shape)
             ok = probe_finite & probe.valid & reference[1]
         else:
-            ref_image = jax.vmap(render, in_axes=(None, 0))(head, scene.reference)
+            ref_image = render_batch(head, scene.reference)
             both, finite = embed(params, jnp.concatenate([ref_image.image, probe.image]))
             n = rho.shape[0]
             ref_embedding, probe_embedding = both[:n], both[n:]
