@@ -46,6 +46,8 @@ class TrainConfig:
     backbone: a zoo.BACKBONES name; backbone_options: field overrides (e.g. tiny "stage_widths").
     head: "arcface" | "cosface"; head_scale / head_margin: None -> the head's defaults (64 and 0.5 / 0.35).
     data: image-folder root; attributes_csv / filters: see data.ImageFolder ("yaw>-0.5" keeps yaw > -0.5).
+    synthetic_identities: N > 0 trains on N identities of the embedded head rendered on the fly instead of
+      --data (synthetic.SyntheticSource; filters then restrict the rendered yaw/pitch, paper units).
     input_size: training image side S (images of other sizes are resized on load).
     schedule: "step" (x0.1 at each of lr_boundaries) or "cosine" (linear warmup over warmup_steps, then cosine).
     checkpoint_every / log_every: in steps; the last step is always checkpointed and logged.
@@ -58,6 +60,7 @@ class TrainConfig:
     head_margin: float | None = None
     easy_margin: bool = False
     data: str = ""
+    synthetic_identities: int = 0
     attributes_csv: str = ""
     filters: tuple[str, ...] = ()
     input_size: int = 112
@@ -244,8 +247,17 @@ def restore_backbone(workdir: str) -> dict:
 
 
 def _make_source(config: TrainConfig) -> BatchSource:
+    if config.synthetic_identities:
+        if config.data:
+            raise ValueError("--data and --synthetic_identities: give one training source, not both")
+        import flame
+        from simadv_jax.recognizers.synthetic import SyntheticSource
+
+        filters = [AttributeFilter.parse(text) for text in config.filters]
+        return SyntheticSource(flame.embedded_model(), flame.embedded_texture(), config.synthetic_identities,
+                               image_size=config.input_size, filters=filters)
     if not config.data:
-        raise ValueError("--data: a dataset root is required")
+        raise ValueError("--data: a dataset root is required (or --synthetic_identities)")
     filters = [AttributeFilter.parse(text) for text in config.filters]
     return ImageFolder(config.data, config.input_size, config.attributes_csv, filters)
 

@@ -50,9 +50,12 @@ def sh_shading(normals: jax.Array, sh_coeffs: jax.Array) -> jax.Array:
     """(..., 3) unit normals, (9, 3) coefficients (band x RGB) -> (..., 3) irradiance per channel."""
     if sh_coeffs.shape != (9, 3):
         raise ValueError(f"sh_coeffs: expected shape (9, 3), got {sh_coeffs.shape}")
-    basis = sh_basis(normals)
-    # An explicit sum over the 9 bands fuses into one elementwise pass (a batched (9, 3) matmul does not).
-    return sum(basis[..., k:k + 1] * sh_coeffs[k] for k in range(9))
+    # sh_basis's polynomials band by band with the constants folded into the (9, 3) coefficients: one
+    # elementwise pass, no (..., 9) basis array and no batched matmul.
+    coeffs = sh_coeffs * jnp.asarray(SH_CONSTANTS, sh_coeffs.dtype)[:, None]
+    x, y, z = normals[..., 0:1], normals[..., 1:2], normals[..., 2:3]
+    polys = (1.0, x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1)
+    return sum(p * coeffs[k] for k, p in enumerate(polys))
 
 
 def lambertian_shading(normals, directions, colors, ambient) -> jax.Array:
@@ -77,7 +80,8 @@ def lambertian_shading(normals, directions, colors, ambient) -> jax.Array:
 
 def normalize(vectors: jax.Array) -> jax.Array:
     """(..., 3) -> unit vectors; zero vectors stay zero (gradient-safe)."""
-    length = jnp.linalg.norm(vectors, axis=-1, keepdims=True)
+    x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
+    length = jnp.sqrt(x * x + y * y + z * z)[..., None]  # per component: fuses (a norm is a reduction)
     return vectors / jnp.where(length > 0, length, 1.0)
 
 
