@@ -1,13 +1,16 @@
 """Procedural geometry of the embedded head (build time only; see flame/build_embedded.py).
 
-One closed, consistently wound surface (a UV sphere of 3,922 vertices and 7,840 triangles whose rings are
-denser on the face): a superellipsoid skull (flatter face and sides than an ellipsoid, taller cranium, jaw
+One closed, consistently wound surface of 4,010 vertices and 8,016 triangles (a UV sphere of 3,922 vertices
+whose rings are denser on the face, plus the mouth): a superellipsoid skull (flatter face and sides than an ellipsoid, taller cranium, jaw
 brought forward), facial relief (brow ridge, eye sockets with eyeball bulges, nose with bridge, tip and alae,
 cheekbones, nasolabial folds, lips, chin), ears, a hair layer standing off the scalp and a neck drawn down from
-the bottom cap; FLAME's five joints in FLAME order; skinning weights (jaw region -> jaw, eye discs -> eyes,
+the bottom cap; FLAME's five joints in FLAME order; skinning weights (jaw region and lower lip -> jaw, eye discs -> eyes,
 neck bottom -> global, rest -> neck); 60 identity components (30 named, 30 smooth random fields) and 12
 expression components in standard deviations; zero pose correctives; a 68-point iBUG landmark embedding.
-Eyes are painted on the eye discs (no separate eyeball meshes) and the lips do not part (no mouth interior).
+The lips part: the mouth line is a slit between the upper-lip and lower-lip vertex rows whose lower edge is
+skinned to the jaw, closed behind by a mouth bag (an elliptic pocket, upper half on the head, lower half on the
+jaw) textured as the mouth interior (its own UV strip, `MOUTH_UV_U` x `MOUTH_UV_V`). Eyes are painted on the
+eye discs (no separate eyeball meshes).
 
 Frame: metres, y up, the face looks down +z, the subject's left is +x (FLAME's convention); the head is
 ~0.21 m tall and centred at the origin. UV: u runs around the head with the face at u = 0.5 (seam at
@@ -33,6 +36,15 @@ _HAIR_THICKNESS = 0.01  # metres the hair stands off the scalp
 _NECK_LENGTH = 0.12  # metres the bottom pole is drawn down
 _UV_FRONT = 0.6  # u-warp strength: the front gets 1 / (1 - 0.6) = 2.5x the texels of a uniform unwrap
 _UV_MIDDLE = 0.4  # v-warp strength: the equator band (the face) gets 1 / (1 - 0.4) = 1.7x
+_MOUTH_RING = 38  # latitude ring on the mouth line (y = -0.0574 at the midline)
+_MOUTH_CORNER = 6  # columns from the midline to each mouth corner (x = +-0.0255)
+_MOUTH_PARTED = 0.0255  # |x| of the mouth corners: the lower lip follows the jaw fully 6 mm inside them
+_BAG_ROWS = 8  # rows of the mouth bag from the upper lip (0) to the lower lip (_BAG_ROWS)
+_BAG_SIZE = (0.014, 0.03)  # height and depth of the mouth bag at the midline, metres
+# UV of the mouth bag, a strip of the bottom texel rows at the back (there the map only covers the hidden back of
+# the neck's bottom cap): u runs from the upper lip through the pocket to the lower lip, v across the mouth.
+MOUTH_UV_U = (0.005, 0.1)
+MOUTH_UV_V = (0.002, 0.018)
 
 
 def _gauss(x, y, cx, cy, sx, sy):
@@ -215,7 +227,7 @@ def _smooth_fields(dirs, count, rng, sigma_range):
 
 
 def _shape_basis(vertices, dirs, rng):
-    """(V, 3, 60) identity basis in metres per standard deviation, by decreasing magnitude.
+    """(V, 3, 60) identity basis in metres per standard deviation (unordered; see `_by_magnitude`).
 
     30 named components (head and face proportions; nose, eye, brow, mouth, cheek, chin and jaw features,
     each a smooth window times a displacement; painted features move with the surface) and 30 smooth
@@ -274,7 +286,11 @@ def _shape_basis(vertices, dirs, rng):
     random_fields = _smooth_fields(dirs, 30, rng, (0.25, 0.6))
     amplitudes = 0.0015 / np.sqrt(1.0 + np.arange(30) / 4.0)
     random = [dirs * (random_fields[:, k] * amplitudes[k])[:, None] for k in range(30)]
-    basis = np.stack([_FEATURE_GAIN * f for f in semantic] + random, -1)  # (V, 3, 60)
+    return np.stack([_FEATURE_GAIN * f for f in semantic] + random, -1)  # (V, 3, 60)
+
+
+def _by_magnitude(basis):
+    """(V, 3, K) basis with its components reordered by decreasing RMS magnitude."""
     scale = np.sqrt(np.mean(np.sum(basis**2, 1), 0))
     return basis[:, :, np.argsort(-scale, kind="stable")]
 
@@ -364,13 +380,91 @@ def _landmarks(vertices, faces) -> LandmarkEmbedding:
     )
 
 
+def _mouth(vertices, faces, uv, uv_faces):
+    """Cuts the mouth slit and closes it with the mouth bag.
+
+    Returns the extended vertices (V + D + B, 3), faces, UV coords and UV faces; (D,) `inner`, the slit vertices
+    whose lower-lip duplicates are vertices V .. V + D - 1; (B, 2) `bag_rim` and (B,) `bag_blend`: bag vertex b
+    takes (1 - bag_blend[b]) of upper-lip vertex bag_rim[b, 0]'s attributes and bag_blend[b] of lower-lip vertex
+    bag_rim[b, 1]'s.
+    """
+    n = len(vertices)
+    centre = _N_LON // 2
+    cols = np.arange(centre - _MOUTH_CORNER, centre + _MOUTH_CORNER + 1)  # corner .. corner
+    upper = 1 + (_MOUTH_RING - 1) * _N_LON + cols  # slit vertices (corners at both ends)
+    inner = upper[1:-1]
+    lower = np.concatenate([[upper[0]], n + np.arange(len(inner)), [upper[-1]]])  # lower-lip duplicates
+    row_start = _N_LON + (_MOUTH_RING - 1) * 2 * _N_LON  # triangles between the mouth ring and the one below
+    below = faces[row_start:row_start + 2 * _N_LON]
+    remap = np.arange(n)
+    remap[inner] = lower[1:-1]
+    faces = faces.copy()
+    faces[row_start:row_start + 2 * _N_LON] = remap[below]
+
+    # The bag: rows k = 0 (upper lip) .. _BAG_ROWS (lower lip), an ellipse in the (y, z) plane of each column
+    # that shrinks to a point at the corners.
+    s = np.arange(1, _BAG_ROWS) / _BAG_ROWS
+    taper = np.sin(np.pi * np.arange(1, len(cols) - 1) / (len(cols) - 1))
+    angle = 2.0 * np.pi * s[:, None]
+    bag = np.broadcast_to(vertices[inner], (len(s), len(inner), 3)).copy()
+    bag[..., 0] *= 1.0 - 0.1 * (1.0 - np.cos(angle))
+    bag[..., 1] += 0.5 * _BAG_SIZE[0] * taper * np.sin(angle)
+    bag[..., 2] -= 0.5 * _BAG_SIZE[1] * np.sqrt(taper) * (1.0 - np.cos(angle))
+    bag_ids = n + len(inner) + np.arange(bag[..., 0].size).reshape(bag.shape[:2])
+    grid = np.concatenate([upper[None], np.concatenate([np.full((len(s), 1), upper[0]), bag_ids,
+                                                        np.full((len(s), 1), upper[-1])], 1), lower[None]])
+    uv_grid = np.stack(np.meshgrid(np.linspace(*MOUTH_UV_U, _BAG_ROWS + 1), np.linspace(*MOUTH_UV_V, len(cols)),
+                                   indexing="ij"), -1)  # (rows, cols, 2)
+    uv_ids = len(uv) + np.arange(uv_grid[..., 0].size).reshape(uv_grid.shape[:2])
+    new_faces, new_uv_faces = [], []
+    for k in range(_BAG_ROWS):
+        for j in range(len(cols) - 1):
+            a, b, c, d = grid[k, j], grid[k, j + 1], grid[k + 1, j], grid[k + 1, j + 1]
+            ta, tb, tc, td = uv_ids[k, j], uv_ids[k, j + 1], uv_ids[k + 1, j], uv_ids[k + 1, j + 1]
+            if a != c:
+                new_faces.append([a, b, c])
+                new_uv_faces.append([ta, tb, tc])
+            if b != d:
+                new_faces.append([b, d, c])
+                new_uv_faces.append([tb, td, tc])
+    new_faces, new_uv_faces = np.array(new_faces), np.array(new_uv_faces)
+    # Wind the bag like its neighbours: no directed edge may appear twice.
+    directed = {tuple(e) for e in _edges(faces)}
+    if directed & {tuple(e) for e in _edges(new_faces)}:
+        new_faces, new_uv_faces = new_faces[:, ::-1], new_uv_faces[:, ::-1]
+    vertices = np.concatenate([vertices, vertices[inner], bag.reshape(-1, 3)])
+    bag_rim = np.broadcast_to(np.stack([inner, lower[1:-1]], -1), bag.shape[:2] + (2,)).reshape(-1, 2)
+    bag_blend = np.repeat(_ramp((s - 0.35) / 0.3), len(inner))
+    return (vertices, np.concatenate([faces, new_faces]).astype(np.int32),
+            np.concatenate([uv, uv_grid.reshape(-1, 2)]).astype(np.float32),
+            np.concatenate([uv_faces, new_uv_faces]).astype(np.int32), inner, bag_rim, bag_blend)
+
+
+def _edges(faces):
+    return np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+
+
 def build_model(name: str, source: str, license_: str) -> FlameModel:
     """The procedural head as a FlameModel with numpy leaves (see the module docstring)."""
     rng = np.random.default_rng(20240601)
     dirs, faces, uv, uv_faces = _sphere()
-    vertices = template_points(dirs)
-    eye_z = [vertices[np.argmin(np.hypot(vertices[:, 0] - s * EYE[0], vertices[:, 1] - EYE[1])
-                                + 10.0 * (dirs[:, 2] < 0))][2] for s in (1.0, -1.0)]
+    sphere_vertices = template_points(dirs)
+    shapedirs = _shape_basis(sphere_vertices, dirs, rng)
+    vertices, faces, uv, uv_faces, inner, bag_rim, bag_blend = _mouth(sphere_vertices, faces, uv, uv_faces)
+    lips = len(sphere_vertices) + len(inner)  # sphere vertices and the lower-lip duplicates
+    weights = _weights(sphere_vertices, dirs)
+    parted = _ramp((_MOUTH_PARTED - np.abs(vertices[inner, 0])) / 0.006)[:, None]  # 0 at the corners
+    weights = np.concatenate([weights, (1.0 - parted) * weights[inner] + parted * np.eye(5)[2]])
+    expression = _expression_basis(vertices[:lips], weights)
+    shapedirs = np.concatenate([shapedirs, shapedirs[inner]])
+
+    def with_bag(values):  # (lips, ...) -> (V, ...): the bag blends its upper and lower rim
+        blend = bag_blend.reshape((-1,) + (1,) * (values.ndim - 1))
+        return np.concatenate([values, (1.0 - blend) * values[bag_rim[:, 0]] + blend * values[bag_rim[:, 1]]])
+
+    weights, expression, shapedirs = with_bag(weights), with_bag(expression), with_bag(shapedirs)
+    eye_z = [sphere_vertices[np.argmin(np.hypot(sphere_vertices[:, 0] - s * EYE[0], sphere_vertices[:, 1] - EYE[1])
+                                       + 10.0 * (dirs[:, 2] < 0))][2] for s in (1.0, -1.0)]
     joints = np.array([
         [0.0, -0.090, -0.015],  # global: base of the head, where a neck would attach
         [0.0, -0.060, -0.015],  # neck
@@ -378,11 +472,10 @@ def build_model(name: str, source: str, license_: str) -> FlameModel:
         [EYE[0], EYE[1], eye_z[0] - 0.012],  # left eye (subject's left, +x)
         [-EYE[0], EYE[1], eye_z[1] - 0.012],  # right eye
     ])
-    weights = _weights(vertices, dirs)
     return FlameModel(
         v_template=vertices.astype(np.float32),
-        shapedirs=_shape_basis(vertices, dirs, rng).astype(np.float32),
-        exprdirs=_expression_basis(vertices, weights).astype(np.float32),
+        shapedirs=_by_magnitude(shapedirs).astype(np.float32),
+        exprdirs=expression.astype(np.float32),
         posedirs=np.zeros((9 * (len(FLAME_PARENTS) - 1), 3 * len(vertices)), np.float32),
         J_regressor=_regressor(vertices, joints).astype(np.float32),
         lbs_weights=weights.astype(np.float32),

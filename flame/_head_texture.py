@@ -9,6 +9,8 @@ The map is painted at the exact surface point of every texel (`_head_geometry.uv
     lash line) interleaved with 18 mirror-symmetric principal components (std x _FACE_GAIN) of the real faces'
     luminance patterns (real variation of eyes, brows, nose, mouth and face shape as they appear in photographs),
     33 in all;
+  * the mouth interior (`_head_geometry.MOUTH_UV_*`, the hidden back of the neck's bottom cap elsewhere):
+    upper and lower teeth behind the lips, a dark red cavity between them; no component changes it;
   * every component has unit max |basis| and its std in albedo units (coefficients in standard deviations).
 The real faces: 100 LFW face crops (25x25 grey) shipped as `skimage/data/lfw_subset.npy` with scikit-image, and
 their mirror images. A crop maps onto the face by an affine fit of its mean eye and mouth positions to the head's.
@@ -34,6 +36,8 @@ _BROW = np.array([0.22, 0.16, 0.12])
 _LIPS = np.array([0.62, 0.34, 0.32])
 _SCLERA = np.array([0.90, 0.88, 0.85])
 _IRIS = np.array([0.30, 0.20, 0.13])
+_TEETH = np.array([0.78, 0.74, 0.64])
+_CAVITY = np.array([0.22, 0.06, 0.06])
 
 
 def _gauss(x, y, cx, cy, sx, sy):
@@ -148,6 +152,15 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     mean = paint(mean, ears, _SKIN * 0.6)  # the shadowed hollow of the ear
     nostrils = front * np.maximum.reduce([_disc(x, y, s * 0.0075, -0.030, 0.0035, 0.0018) for s in (1.0, -1.0)])
     mean = paint(mean, nostrils, _SKIN * 0.55)
+    # The mouth bag: u runs from the upper lip (0 at MOUTH_UV_U[0]) through the pocket to the lower lip (1).
+    depth = (np.broadcast_to((np.arange(SIZE) + 0.5) / SIZE, x.shape) - geometry.MOUTH_UV_U[0]) / np.diff(
+        geometry.MOUTH_UV_U)
+    interior = ((np.arange(SIZE) + 0.5)[:, None] / SIZE > 1.0 - geometry.MOUTH_UV_V[1] - 1.0 / SIZE) & (
+        depth > -0.1) & (depth < 1.1)
+    interior = interior.astype(np.float64)
+    teeth = np.maximum(_ramp((0.07 - np.abs(depth - 0.38)) / 0.04), _ramp((0.06 - np.abs(depth - 0.68)) / 0.04))
+    cavity = _CAVITY * (1.0 - 0.5 * np.sin(np.pi * np.clip(depth, 0.0, 1.0)))[..., None]
+    mean = paint(mean, interior, cavity * (1.0 - teeth[..., None]) + teeth[..., None] * _TEETH)
     skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, sclera, lashes]))
     eye_free = 1.0 - sclera
 
@@ -173,6 +186,7 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     ]
     face_components = [_FACE_GAIN * (face * eye_free * _sample(p, rows, cols))[..., None] * _SKIN for p in patterns]
     ordered = [c for pair in zip(designed, face_components) for c in pair] + face_components[len(designed):]
+    ordered = [c * (1.0 - interior[..., None]) for c in ordered]
     std = np.array([np.abs(c).max() for c in ordered])
     basis = np.stack([c / s for c, s in zip(ordered, std)], -1)
     return TextureModel(

@@ -146,6 +146,41 @@ def test_jaw_opens_the_mouth_only(model, forward):
     np.testing.assert_allclose(landmarks[17:48], rest_landmarks[17:48], atol=1e-4)  # brows, nose, eyes stayed
 
 
+def test_jaw_parts_the_lips_into_a_closed_mouth(model, forward):
+    rest = np.asarray(model.v_template)
+    gaps, posed = [], None
+    for degrees in (0.0, 10.0, 20.0):
+        pose = np.zeros((5, 3), np.float32)
+        pose[2, 0] = np.deg2rad(degrees)
+        out = forward(model, jnp.zeros(1), jnp.zeros(1), pose)
+        gaps.append(float(out.landmarks[62, 1] - out.landmarks[66, 1]))  # inner upper lip above inner lower lip
+        posed = np.asarray(out.vertices)
+    assert gaps[0] < 0.005 and gaps[1] > gaps[0] + 0.004 and gaps[2] > gaps[1] + 0.004
+    # The slit: pairs of coincident rest vertices (upper lip, lower lip) on the mouth line that separate at 20
+    # degrees; the mesh stays closed (test_mesh_is_closed_consistent_and_outward): the mouth bag fills the gap.
+    _, first, counts = np.unique(rest, axis=0, return_index=True, return_counts=True)
+    assert np.all(counts <= 2) and 8 <= np.sum(counts == 2) <= 20
+    slit = np.argwhere(np.all(rest[:, None] == rest[first[counts == 2]][None], axis=-1))[:, 0]
+    assert np.all(np.abs(rest[slit, 1] + 0.057) < 0.002) and np.all(np.abs(rest[slit, 0]) < 0.026)
+    centre = slit[np.abs(rest[slit, 0]) < 0.005].reshape(-1, 2)
+    assert np.all(np.abs(posed[centre[:, 0], 1] - posed[centre[:, 1], 1]) > 0.008)  # lips 8+ mm apart
+    # The mouth bag: a pocket behind the lips, its upper half on the head, its lower half on the jaw.
+    depth = rest[slit, 2].min() - rest[:, 2]
+    bag = (depth > 0.002) & (depth < 0.04) & (np.abs(rest[:, 1] + 0.057) < 0.008) & (np.abs(rest[:, 0]) < 0.026)
+    on_jaw = np.asarray(model.lbs_weights)[bag, 2] > 0.5
+    moved = np.linalg.norm(posed - rest, axis=1) > 1e-6
+    assert 40 <= bag.sum() <= 200 and 0.3 < on_jaw.mean() < 0.7 and np.all(moved[bag][on_jaw])
+    # Its texture is the mouth interior (dark cavity and teeth, not skin), which no albedo component changes.
+    texture_model = embedded.embedded_texture()
+    uv = np.asarray(model.uv_coords)[np.asarray(model.uv_faces)[np.all(bag[np.asarray(model.faces)], 1)]]
+    size = texture_model.mean.shape[0]
+    rows, cols = (np.clip(t.ravel() * size, 0, size - 1).astype(int) for t in (1.0 - uv[..., 1], uv[..., 0]))
+    texels = np.asarray(texture_model.mean)[rows, cols]
+    assert np.mean(texels.mean(1) < 0.25) > 0.5 and np.any(texels.min(1) > 0.55)  # cavity and teeth
+    assert np.linalg.norm(texels - np.asarray(texture_model.mean)[64, 40], axis=1).min() > 0.1  # not the cheek
+    assert np.all(np.asarray(texture_model.basis)[rows, cols] == 0)
+
+
 def test_eye_rotation_moves_only_the_eye(model, forward):
     pose = np.zeros((5, 3), np.float32)
     pose[3, 1] = 0.3
@@ -242,4 +277,4 @@ def test_demo_writes_mesh_joints_and_landmarks(model, tmp_path):
     assert list(joints) == list(flame.FLAME_JOINT_NAMES)
     landmarks = json.loads((tmp_path / "landmarks.json").read_text())
     assert landmarks["layout"] == "ibug68" and len(landmarks["points"]) == 68
-    assert (tmp_path / "albedo_mean.ppm").exists() and "3922 vertices" in result.stdout
+    assert (tmp_path / "albedo_mean.ppm").exists() and f"{model.num_vertices} vertices" in result.stdout
