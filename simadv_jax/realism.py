@@ -70,6 +70,16 @@ def random_lighting(rng: np.random.Generator, n: int) -> Lighting:
         rng.uniform(0.2, 0.6, n), rng.uniform(0.45, 0.75, n))))
 
 
+def image_params(model: FlameModel, shape, albedo, yaw, pitch, light: Lighting) -> ImageParams:
+    """Unbatched ImageParams of a neutral face (no expression, roll or jaw) at this module's camera:
+    shape (S,), albedo (K,) in std units, yaw/pitch in radians, light: a Lighting of scalars."""
+    zero = jnp.zeros((), jnp.float32)
+    return ImageParams(shape=shape, texture=albedo, expression=jnp.zeros(model.num_expression), yaw=yaw,
+                       pitch=pitch, roll=zero, jaw=zero, light_azimuth=light.azimuth,
+                       light_elevation=light.elevation, light_intensity=light.intensity, ambient=light.ambient,
+                       camera_distance=zero + CAMERA_DISTANCE, focal_length=zero + FOCAL_LENGTH)
+
+
 def make_renderer(model: FlameModel, texture_model: TextureModel, aligned: bool) -> Callable:
     """Jitted, batched `(shape (B, S), albedo (B, K), yaw (B,), light: Lighting of (B,)) -> (B, H, W, 3) float32`
     simulator renders: aligned 150x150 dlib chips (`aligned=True`, `simulator.render_image`) or framed 256x256
@@ -77,12 +87,7 @@ def make_renderer(model: FlameModel, texture_model: TextureModel, aligned: bool)
     model, texture_model = jax.tree.map(jnp.asarray, (model, texture_model))
 
     def render(shape, albedo, yaw, light):
-        zero = jnp.zeros((), jnp.float32)
-        params = ImageParams(shape=shape, texture=albedo, expression=jnp.zeros(model.num_expression), yaw=yaw,
-                             pitch=zero, roll=zero, jaw=zero, light_azimuth=light.azimuth,
-                             light_elevation=light.elevation, light_intensity=light.intensity,
-                             ambient=light.ambient, camera_distance=zero + CAMERA_DISTANCE,
-                             focal_length=zero + FOCAL_LENGTH)
+        params = image_params(model, shape, albedo, yaw, jnp.zeros((), jnp.float32), light)
         if aligned:
             return simulator.render_image(model, texture_model, params, template="dlib150", supersample=2,
                                           background=BACKGROUND).image

@@ -19,7 +19,6 @@ import numpy as np
 
 from flame.model import FlameModel, TextureModel
 from simadv_jax import realism, simulator
-from simadv_jax.params import ImageParams
 from simadv_jax.recognizers.data import AttributeFilter, Batch
 
 ATTRIBUTE_RANGES = {"yaw": (-1.0, 1.0), "pitch": (-0.25, 0.25)}  # paper units (1 = pi/2 rad)
@@ -56,15 +55,9 @@ class SyntheticSource:
         self.identities = realism.sample_identities(rng, num_classes, min(num_shape, model.num_shape),
                                                     min(num_texture, texture_model.num_components))
         model, texture_model = jax.tree.map(jnp.asarray, (model, texture_model))
-        num_expression = model.num_expression
 
         def render(shape, texture, yaw, pitch, light):
-            zero = jnp.zeros((), jnp.float32)
-            params = ImageParams(shape=shape, texture=texture, expression=jnp.zeros(num_expression), yaw=yaw,
-                                 pitch=pitch, roll=zero, jaw=zero, light_azimuth=light.azimuth,
-                                 light_elevation=light.elevation, light_intensity=light.intensity,
-                                 ambient=light.ambient, camera_distance=zero + realism.CAMERA_DISTANCE,
-                                 focal_length=zero + realism.FOCAL_LENGTH)
+            params = realism.image_params(model, shape, texture, yaw, pitch, light)
             return simulator.render_image(model, texture_model, params, template=template, resolution=image_size,
                                           supersample=supersample, background=realism.BACKGROUND).image
 
