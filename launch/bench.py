@@ -10,6 +10,7 @@ import json
 
 from absl import app, flags
 
+from simadv_jax import devices
 from simadv_jax.report.files import write_json_atomic
 
 _BENCHMARKS = {
@@ -21,6 +22,8 @@ _BENCHMARKS = {
 WHAT = flags.DEFINE_enum("what", "render", sorted(_BENCHMARKS), "Which benchmark to run.")
 OUT = flags.DEFINE_string("out", None, "Optional JSON file for the measured rows.")
 BATCHES = flags.DEFINE_list("batches", ["1", "16", "64"], "Batch sizes to measure.")
+CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "JAX devices on a CPU (0: one per core, as launch.search "
+                                   "uses); 1 measures a single device.")
 
 
 def main(argv):
@@ -29,6 +32,10 @@ def main(argv):
         batches = tuple(int(b) for b in BATCHES.value)
     except ValueError:
         raise app.UsageError(f"--batches: expected integers, got {BATCHES.value}")
+    try:
+        devices.configure(CPU_DEVICES.value)
+    except ValueError as e:
+        raise app.UsageError(str(e))
     module = importlib.import_module(_BENCHMARKS[WHAT.value])
     rows = []
     for row in module.run(batches=batches):

@@ -10,6 +10,7 @@ import os
 
 from absl import app, flags
 
+from simadv_jax import devices
 from simadv_jax.search.experiment import SearchConfig, run_search
 
 _D = SearchConfig()
@@ -42,10 +43,19 @@ CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every,
 MAX_SAVED = flags.DEFINE_integer("max_saved_adversarials", _D.max_saved_adversarials,
                                  "Adversarial pairs saved as PNG + JSON (all are listed in results.json).")
 PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "JAX devices on a CPU (0: one per core); the batch is "
+                                   "sharded over them. XLA_FLAGS=--xla_force_host_platform_device_count wins.")
+NUM_HOSTS = flags.DEFINE_integer("num_hosts", 1, "Processes of a multi-host search (jax.distributed); every host "
+                                 "runs the same command with its --host_index, and only host 0 writes.")
+HOST_INDEX = flags.DEFINE_integer("host_index", 0, "This process's index in [0, --num_hosts).")
+COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0's coordinator (--num_hosts > 1; "
+                                  "or JAX_COORDINATOR_ADDRESS).")
+_DEVICE_FLAGS = ("cpu_devices", "num_hosts", "host_index", "coordinator")
 
 
 def _flags_text() -> str:
-    names = [f.name for f in flags.FLAGS.get_key_flags_for_module(__name__) if f.name not in ("resume", "output_dir")]
+    skipped = ("resume", "output_dir") + _DEVICE_FLAGS  # where it ran, not what it computes
+    names = [f.name for f in flags.FLAGS.get_key_flags_for_module(__name__) if f.name not in skipped]
     return "".join(flags.FLAGS[name].serialize() + "\n" for name in names if flags.FLAGS[name].value is not None)
 
 
@@ -64,11 +74,17 @@ def main(argv):
         raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
     if not OUTPUT_DIR.value:
         raise SystemExit("error: --output_dir: required")
+    try:
+        devices.configure(CPU_DEVICES.value, NUM_HOSTS.value, HOST_INDEX.value, COORDINATOR.value)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
     config = config_from_flags()
     try:
         run_search(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text())
     except ValueError as e:
         raise SystemExit(f"error: {e}")
+    if not devices.is_writer():
+        return
     with open(os.path.join(OUTPUT_DIR.value, "table.md")) as f:
         print(f.read())
     print(f"report: {os.path.join(OUTPUT_DIR.value, 'report.html')}")

@@ -14,8 +14,10 @@ When no reference value depends on rho (`space.reference_is_constant`), the refe
 embedded once, at build time, not per sample. A sample is valid iff both images rendered validly
 (`simulator.Image.valid`) and every image pixel, embedding entry and the score are finite.
 
-With several devices the batch axis is sharded over a 1-D mesh ("batch") of `jax.devices()`; B is padded
-to a multiple of the device count inside the call.
+With several devices the batch axis is sharded over a 1-D mesh ("batch") of `jax.devices()` (every host's,
+under `jax.distributed`): each device renders its shard in `RENDER_GROUP`s and the recognizer runs data-parallel;
+B is padded to a multiple of the device count inside the call, and the (B,) results come back replicated, so
+every process can read them.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ class Evaluation(NamedTuple):
     data: pytree (head, texture model, recognizer params, precomputed reference embedding or None).
     threshold: the loss threshold (adversarial iff valid and loss < threshold).
     scenario: the scenario name; sign: +1 (genuine) or -1 (impostor), similarity = sign * loss.
+    mesh: the 1-D "batch" device mesh the batch is sharded over; None on one device.
     """
 
     evaluate: Callable[[jax.Array], EvalResult]
@@ -63,6 +66,7 @@ class Evaluation(NamedTuple):
     threshold: float
     scenario: str
     sign: float
+    mesh: Optional[Mesh]
 
 
 def _sign(scenario: str) -> float:
@@ -127,11 +131,15 @@ def make_evaluate(
         return simulator.render_image(head[0], head[1], params, template=recognizer.template, resolution=size,
                                       supersample=supersample, background=background)
 
-    def render_batch(head, params):
-        """Batched `params` -> batched Image: lax.map over vmapped groups on one device, one vmap when sharded."""
-        if sharding is not None:
-            return jax.vmap(render, in_axes=(None, 0))(head, params)
+    def render_local(head, params):
+        """Batched `params` -> batched Image: lax.map over vmapped groups of RENDER_GROUP."""
         return jax.lax.map(lambda p: render(head, p), params, batch_size=RENDER_GROUP)
+
+    if sharding is None:
+        render_batch = render_local
+    else:  # each device loops over its own shard
+        render_batch = jax.shard_map(render_local, mesh=sharding.mesh, in_specs=(PartitionSpec(), sharding.spec),
+                                     out_specs=sharding.spec)
 
     def embed(params, images):
         embeddings = recognizer.embed(params, images)
@@ -170,7 +178,10 @@ def make_evaluate(
             ok = finite[:n] & finite[n:] & ref_image.valid & probe.valid
         loss = sign * recognizer.score(ref_embedding, probe_embedding)
         valid = ok & jnp.isfinite(loss)
-        return EvalResult(loss[:batch], valid[:batch])
+        result = EvalResult(loss[:batch], valid[:batch])
+        if sharding is not None:
+            result = jax.lax.with_sharding_constraint(result, NamedSharding(sharding.mesh, PartitionSpec()))
+        return result
 
     data = (head, recognizer.params, reference)
     return Evaluation(
@@ -180,4 +191,5 @@ def make_evaluate(
         threshold=sign * threshold,
         scenario=scenario,
         sign=sign,
+        mesh=None if sharding is None else sharding.mesh,
     )

@@ -156,3 +156,37 @@ for path in sorted(glob.glob("launch/configs/quickstart.flags") + glob.glob("lau
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[0].endswith(" 30") and lines[1].endswith(" 62"), lines
+
+
+def test_impostor_search_hunts_false_matches(tmp_path):
+    """Two identities searched jointly; adversarial = the recognizer says "same person" (similarity > T)."""
+    from launch.render_params import load_record, render_record
+
+    threshold = 0.85
+    config = SearchConfig(strategies=("uniform",), runs=2, samples_per_iteration=4, max_iterations=2,
+                          stop_at_first=False, recognizer="tiny", scenario="impostor", progress=False,
+                          space="shape[0:2]=-2:2,texture[0:2]=-2:2,ref.shape[0:2]=-2:2,ref.texture[0:2]=-2:2",
+                          max_saved_adversarials=2)
+    recognizer = tiny_recognizer(threshold=threshold)
+    setup = build_setup(config, recognizer=recognizer, head=head())
+    results = run_search(config, str(tmp_path), setup=setup)
+    assert results["scenario"] == "impostor" and results["recognizer"]["threshold"] == pytest.approx(threshold)
+    summary = results["strategies"]["uniform"]
+    lines = [json.loads(line) for line in open(tmp_path / "events.jsonl")]
+    scores = np.array([s for line in lines for s in line["scores"]])
+    flagged = [(line["iteration"], line["run"], k) for line in lines for k in line["adversarial"]]
+    assert len(scores) == summary["queries"] == 2 * 4 * 2
+    # Events carry similarities (the sign undone); adversarial exactly where similarity > T.
+    assert sorted(flagged) == sorted((line["iteration"], line["run"], k) for line in lines
+                                     for k, s in enumerate(line["scores"]) if s > threshold)
+    assert 0 < summary["adversarials_found"] == len(flagged) < len(scores)
+    assert summary["accuracy"] == pytest.approx(np.mean(scores <= threshold))  # correctly rejected impostors
+    # A saved false match re-renders two different people that the recognizer scores as recorded.
+    record = load_record(str(tmp_path / "adversarials" / "0000.json"))
+    assert record["score"] > threshold and record["scenario"] == "impostor"
+    assert record["params"]["shape[0]"] != record["params"]["ref.shape[0]"]
+    reference, probe = render_record(record)
+    similarity = recognizer.score(recognizer.embed(recognizer.params, reference[None]),
+                                  recognizer.embed(recognizer.params, probe[None]))
+    assert float(similarity[0]) == pytest.approx(record["score"], abs=1e-4)
+    assert float(np.abs(reference - probe).mean()) > 0.01

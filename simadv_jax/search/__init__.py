@@ -1,14 +1,14 @@
 """Search strategies (init / ask / tell) and the shared run loop; `make(name, ...)` builds one by name.
 
 Names (the `--strategy` flag): reinforce, uniform, gaussian, random_opt, evosax:<Algorithm>
-(e.g. evosax:CMA_ES, evosax:SNES; see evosax_strategies.ALGORITHMS).
+(e.g. evosax:CMA_ES, evosax:SNES; see evosax_strategies.algorithms()).
 """
 from __future__ import annotations
 
 import inspect
 
 from simadv_jax.search.base import EvaluateFn, RunState, StepRecord, Strategy, init_run, init_runs, run, step
-from simadv_jax.search.evosax_strategies import ALGORITHMS as EVOSAX_ALGORITHMS, evosax_strategy
+from simadv_jax.search.evosax_strategies import algorithms as evosax_algorithms, evosax_strategy
 from simadv_jax.search.random_search import gaussian, random_opt, uniform
 from simadv_jax.search.reinforce import policy_gradient, reinforce
 
@@ -17,7 +17,7 @@ _BUILDERS = {"reinforce": reinforce, "uniform": uniform, "gaussian": gaussian, "
 
 def names() -> list[str]:
     """Every strategy name `make` accepts."""
-    return list(_BUILDERS) + [f"evosax:{name}" for name in EVOSAX_ALGORITHMS]
+    return list(_BUILDERS) + [f"evosax:{name}" for name in evosax_algorithms()]
 
 
 def make(name: str, *, population_size: int, **config) -> Strategy:
@@ -34,7 +34,7 @@ def make(name: str, *, population_size: int, **config) -> Strategy:
     else:
         raise ValueError(
             f"--strategy: unknown strategy {name!r}; known: {', '.join(_BUILDERS)}, evosax:<Algorithm> "
-            f"with Algorithm one of {', '.join(EVOSAX_ALGORITHMS)}"
+            f"with Algorithm one of {', '.join(evosax_algorithms())}"
         )
     options = [p for p in inspect.signature(builder).parameters if p not in ("algorithm", "population_size")]
     unknown = sorted(set(config) - set(options))
@@ -44,11 +44,11 @@ def make(name: str, *, population_size: int, **config) -> Strategy:
 
 
 __all__ = [
-    "EVOSAX_ALGORITHMS",
     "EvaluateFn",
     "RunState",
     "StepRecord",
     "Strategy",
+    "evosax_algorithms",
     "evosax_strategy",
     "gaussian",
     "init_run",

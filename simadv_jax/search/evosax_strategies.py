@@ -16,7 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from evosax.algorithms import distribution_based_algorithms
 from flax import struct
 
 from simadv_jax.search.base import Strategy
@@ -24,7 +23,21 @@ from simadv_jax.search.base import Strategy
 # Learned ES variants unpickle their weights when built; GuidedES needs a surrogate gradient;
 # the rest need constructor arguments without a sensible default here.
 _EXCLUDED = ("CMAAnchoredLES", "EvoTF_ES", "GuidedES", "LES", "RandomSearch", "SV_CMA_ES", "SV_Open_ES")
-ALGORITHMS = tuple(sorted(name for name in distribution_based_algorithms if name not in _EXCLUDED))
+
+
+@functools.cache
+def _algorithm_classes() -> dict:
+    """{name: evosax class} offered here (imported on first use: importing evosax.algorithms runs JAX
+    computations, which would fix the process's devices before `simadv_jax.devices.configure`)."""
+    from evosax.algorithms import distribution_based_algorithms
+
+    return {name: cls for name, cls in sorted(distribution_based_algorithms.items()) if name not in _EXCLUDED}
+
+
+def algorithms() -> tuple[str, ...]:
+    """Names of the evosax algorithms `evosax_strategy` accepts, sorted."""
+    return tuple(_algorithm_classes())
+
 MEAN_INITS = ("center", "random")
 
 
@@ -47,7 +60,7 @@ def evosax_strategy(
     learning_rate: float | None = None,
     mean_init: str = "center",
 ) -> Strategy:
-    """Wraps evosax's `algorithm` (a name in ALGORITHMS, e.g. "CMA_ES", "SNES", "xNES", "Open_ES").
+    """Wraps evosax's `algorithm` (a name in `algorithms()`, e.g. "CMA_ES", "SNES", "xNES", "Open_ES").
 
     Args:
       population_size: K samples per iteration (some algorithms need it even).
@@ -58,11 +71,11 @@ def evosax_strategy(
       mean_init: "center" or "random" (uniform in the box).
     """
     flag = f"--strategy=evosax:{algorithm}"
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"--strategy: unknown evosax algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
+    if algorithm not in algorithms():
+        raise ValueError(f"--strategy: unknown evosax algorithm {algorithm!r}; known: {', '.join(algorithms())}")
     if mean_init not in MEAN_INITS:
         raise ValueError(f"{flag}: mean_init must be one of {MEAN_INITS}, got {mean_init!r}")
-    cls = distribution_based_algorithms[algorithm]
+    cls = _algorithm_classes()[algorithm]
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {}
     if "std_schedule" in accepted:

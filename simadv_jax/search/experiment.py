@@ -14,10 +14,14 @@ argument). The loop syncs with the host once per iteration, to append events and
 events of iteration i are appended before the checkpoint of iteration i is written; on `resume` the loop
 continues from the checkpoint, and events of iterations past it (written before a crash) are ignored when the
 results are built (the re-run writes identical lines). Same config => identical results (except "timing").
+
+Under `jax.distributed` (`simadv_jax.devices`) every process runs this same loop on the global device mesh and
+only process 0 writes; for --resume the run directory must be on a filesystem every host sees.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -29,8 +33,9 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
-from simadv_jax import search
+from simadv_jax import devices, search
 from simadv_jax.report.files import append_jsonl_many, read_jsonl, write_bytes_atomic, write_json_atomic
 
 CONFIG_JSON = "config.json"
@@ -292,6 +297,8 @@ def _prepare_directory(config: SearchConfig, output_dir: str, resume: bool, flag
                                  f"({old!r}), got {new!r}")
     elif resume:
         raise ValueError(f"--resume: {output_dir} holds no search to resume (no {CONFIG_JSON})")
+    if not devices.is_writer():
+        return
     os.makedirs(os.path.join(output_dir, CHECKPOINTS), exist_ok=True)
     write_json_atomic(path, config.to_json())
     if flags_text is not None:
@@ -314,7 +321,9 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
 
     key = ("step", name, config.samples_per_iteration, config.stop_at_first, json.dumps(config.options(name)))
     if key not in setup.cache:
-        @jax.jit
+        replicated = None if evaluation.mesh is None else NamedSharding(evaluation.mesh, PartitionSpec())
+
+        @functools.partial(jax.jit, out_shardings=replicated)  # every process reads the whole state and record
         def step(data, runs):
             evaluate_fn = lambda rho: evaluation.apply(data, rho)  # noqa: E731
             return search.step(strategy, runs, evaluate_fn, threshold=evaluation.threshold,
@@ -324,21 +333,23 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
     step = setup.cache[key]
 
     events = os.path.join(output_dir, EVENTS)
+    writer = devices.is_writer()
     start = time.perf_counter()
     saved = iteration
     try:
         while iteration < config.max_iterations and not bool(np.all(np.asarray(runs.done))):
             new_runs, record = step(evaluation.data, runs)
             record, host_runs = jax.device_get((record, new_runs))
-            append_jsonl_many(events, events_records(name, iteration, record, host_runs, evaluation.sign))
+            if writer:
+                append_jsonl_many(events, events_records(name, iteration, record, host_runs, evaluation.sign))
             runs, iteration = new_runs, iteration + 1
-            if iteration % config.checkpoint_every == 0:
+            if iteration % config.checkpoint_every == 0 and writer:
                 save_checkpoint(checkpoint, runs, iteration)
                 saved = iteration
             if progress is not None:
                 progress(name, iteration, host_runs, int(np.sum(record.counted)) * config.samples_per_iteration)
     finally:  # also on Ctrl-C: keep what the completed iterations computed
-        if saved != iteration:
+        if saved != iteration and writer:
             save_checkpoint(checkpoint, runs, iteration)
     return runs, iteration, time.perf_counter() - start
 
@@ -376,7 +387,8 @@ class _Progress:
 
 def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, flags_text: Optional[str] = None,
                setup: Optional[Setup] = None) -> dict:
-    """Runs every strategy of `config` into `output_dir` and writes all outputs; returns results.json's payload.
+    """Runs every strategy of `config` into `output_dir` and writes all outputs; returns results.json's payload
+    (in processes other than `devices.is_writer()`'s: {}, and they write nothing).
 
     setup: optional, from `build_setup` (reused across calls, with its compiled functions); by default built
       from `config`.
@@ -389,7 +401,7 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
         setup = build_setup(config)
     setup.compatible(config)
     _prepare_directory(config, output_dir, resume, flags_text)
-    progress = _Progress(config, config.progress)
+    progress = _Progress(config, config.progress and devices.is_writer())
     finals, completed, seconds = {}, {}, {}
     try:
         for name in config.strategies:
@@ -398,5 +410,7 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
             finals[name], completed[name], seconds[name] = jax.device_get(runs), iteration, spent
     finally:
         progress.close()
+    if not devices.is_writer():
+        return {}
     events = read_events(output_dir, completed)
     return write_outputs(setup, config, output_dir, finals, events, completed, seconds)

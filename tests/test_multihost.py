@@ -1,0 +1,79 @@
+"""A search split over two processes with jax.distributed (one CPU device each) computes what one process with two
+devices computes, and only process 0 writes; launch flags for hosts and devices fail clearly."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = """
+import json, sys
+from simadv_jax import devices
+out, hosts, index, coordinator = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+devices.configure(cpu_devices=2 if hosts == 1 else 1, num_hosts=hosts, host_index=index,
+                  coordinator=coordinator if hosts > 1 else None)
+import jax
+from simadv_jax.search.experiment import SearchConfig, build_setup, run_search
+from tests.search_fixtures import head, tiny_recognizer
+config = SearchConfig(strategies=("reinforce",), runs=2, samples_per_iteration=3, max_iterations=3,
+                      stop_at_first=False, recognizer="tiny", space="shape[0:2]=-2:2,texture[0:2]=-2:2,yaw=-1:1",
+                      progress=False, max_saved_adversarials=1)
+setup = build_setup(config, recognizer=tiny_recognizer(threshold=0.8), head=head())
+results = run_search(config, out, setup=setup)
+summary = {name: {k: v for k, v in s.items() if k != "adversarials"} for name, s in results.get("strategies", {}).items()}
+print(json.dumps({"devices": jax.device_count(), "local": jax.local_device_count(), "process": jax.process_index(),
+                  "summary": summary}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(out, hosts, index, coordinator):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS")}
+    env["JAX_PLATFORMS"] = "cpu"
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, out, str(hosts), str(index), coordinator], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process):
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_two_processes_compute_what_one_process_with_two_devices_does(tmp_path):
+    coordinator = f"127.0.0.1:{_free_port()}"
+    processes = [_start(str(tmp_path / "multi"), 2, i, coordinator) for i in range(2)]
+    processes.append(_start(str(tmp_path / "single"), 1, 0, ""))
+    *multi, single = [_finish(p) for p in processes]
+    assert [(m["devices"], m["local"], m["process"]) for m in multi] == [(2, 1, 0), (2, 1, 1)]
+    assert (single["devices"], single["local"]) == (2, 2)
+    assert multi[1]["summary"] == {}  # process 1 writes and reports nothing
+    assert multi[0]["summary"] == single["summary"]
+    assert multi[0]["summary"]["reinforce"]["queries"] == 2 * 3 * 3
+    for name in ("results.json", "events.jsonl", "report.html"):
+        assert os.path.exists(tmp_path / "multi" / name)
+    with open(tmp_path / "multi" / "events.jsonl") as f:
+        assert len(f.readlines()) == 2 * 3  # runs x iterations, written once: by process 0 only
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num_hosts=2"], "error: --coordinator: required with --num_hosts > 1"),
+    (["--num_hosts=2", "--host_index=2", "--coordinator=127.0.0.1:1"], "error: --host_index: must be in [0, 2)"),
+    (["--cpu_devices=-1"], "error: --cpu_devices: must be >= 0"),
+])
+def test_bad_device_flags_give_one_clear_message(tmp_path, argv, message):
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COORDINATOR_ADDRESS"}
+    out = subprocess.run([sys.executable, "-m", "launch.search", f"--output_dir={tmp_path}/run", *argv],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode != 0
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert not os.path.exists(f"{tmp_path}/run")
