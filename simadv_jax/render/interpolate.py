@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from simadv_jax.render.rasterize import Raster, take_rows
+from simadv_jax.render.rasterize import Raster
 
 
 def interpolate(attributes: jax.Array, faces: jax.Array, raster: Raster) -> jax.Array:
@@ -25,8 +25,8 @@ def interpolate(attributes: jax.Array, faces: jax.Array, raster: Raster) -> jax.
     if faces.ndim != 2 or faces.shape[-1] != 3:
         raise ValueError(f"faces: expected shape (F, 3), got {faces.shape}")
     num_faces, channels = faces.shape[0], attributes.shape[1]
-    per_face = take_rows(attributes, faces).reshape(num_faces, 3 * channels)  # (F, 3C): corner-major
-    corners = take_rows(per_face, jnp.maximum(raster.triangle_id, 0))  # (H, W, 3C)
+    per_face = attributes[faces].reshape(num_faces, 3 * channels)  # (F, 3C): corner-major
+    corners = per_face[jnp.maximum(raster.triangle_id, 0)]  # (H, W, 3C): one row gather per pixel
     bary = raster.barycentrics
     # An explicit sum over the 3 corners fuses with the gathers (an einsum is a batched dot on XLA:CPU).
     return sum(bary[..., k:k + 1] * corners[..., k * channels:(k + 1) * channels] for k in range(3))

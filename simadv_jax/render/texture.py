@@ -9,7 +9,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from simadv_jax.render.rasterize import take_rows
 
 BOUNDARY_MODES = ("wrap", "clamp")
 
@@ -48,10 +47,10 @@ def texture(uv_image: jax.Array, uv: jax.Array, boundary: str = "clamp") -> jax.
 
     cols = (address(c0, w), address(c0 + 1, w))
     rows = (address(r0, h), address(r0 + 1, h))
-    flat = uv_image.reshape(h * w, -1)
+    flat = jnp.asarray(uv_image).reshape(h * w, -1)
 
     def texel(r, c):
-        return take_rows(flat, r * w + c)
+        return flat[r * w + c]
 
     top = texel(rows[0], cols[0]) * (1 - fc) + texel(rows[0], cols[1]) * fc
     bottom = texel(rows[1], cols[0]) * (1 - fc) + texel(rows[1], cols[1]) * fc
