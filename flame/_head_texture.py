@@ -2,8 +2,10 @@
 
 The map is painted at the exact surface point of every texel (`_head_geometry.uv_to_directions` and
 `template_points`):
-  * mean: skin (medium tone), hair cap, brows, lips, eyes (sclera, iris, pupil, lash line), modulated inside
-    the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
+  * mean: skin (medium tone), hair cap, brows, lips, lash line and the eye sockets (seen only at the lid rims),
+    modulated inside the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
+  * the eyeballs (`_head_geometry.EYE_UV_*`, a strip of the hidden bottom cap's texels, painted by the angle from
+    the front pole): pupil, iris with a dark limbus, sclera; only the iris colour component changes them;
   * 15 designed components (skin tone from very light to very dark, LFW-independent colour and feature
     variation: redness, olive, brows, lips, iris colour, hair, stubble, freckles, eye shadow, blush, hairline,
     lash line) interleaved with 18 mirror-symmetric principal components (std x _FACE_GAIN) of the real faces'
@@ -37,6 +39,9 @@ _LIPS = np.array([0.62, 0.34, 0.32])
 _SCLERA = np.array([0.90, 0.88, 0.85])
 _IRIS = np.array([0.30, 0.20, 0.13])
 _TEETH = np.array([0.78, 0.74, 0.64])
+_SOCKET = np.array([0.45, 0.25, 0.22])
+_IRIS_ANGLE = 0.5  # radians from the eyeball's front pole to the iris rim (a 6 mm iris radius)
+_PUPIL_ANGLE = 0.17
 _CAVITY = np.array([0.22, 0.06, 0.06])
 
 
@@ -104,6 +109,17 @@ def _noise(rng, shape, sigma):
     return field / field.std()
 
 
+def _eye_strip(shape):
+    """(SIZE, SIZE) mask of the eyeballs' UV strip (`_head_geometry.EYE_UV_*`, padded by a texel) and the polar
+    angle (radians from the front pole, clipped to [0, pi]) that each texel of it stands for."""
+    u = np.broadcast_to((np.arange(SIZE) + 0.5) / SIZE, shape)
+    v = np.broadcast_to(1.0 - (np.arange(SIZE) + 0.5)[:, None] / SIZE, shape)
+    (u0, u1), (v0, v1) = geometry.EYE_UV_U, geometry.EYE_UV_V
+    pad = 1.0 / SIZE
+    strip = (u > u0 - pad) & (u < u1 + pad) & (v > v0 - 1.5 * pad) & (v < v1 + 1.5 * pad)
+    return strip.astype(np.float64), 2.0 * np.arcsin(np.clip((u - u0) / (u1 - u0), 0.0, 1.0))
+
+
 def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) -> TextureModel:
     """The albedo model (see the module docstring) from the (N, 25, 25) LFW face crops."""
     points, front = _texel_points()
@@ -122,11 +138,16 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     lip_shape = 0.008 * (1.0 - (x / 0.026) ** 2)
     lips = front * _ramp((lip_shape - np.abs(y - m)) / 0.002) * (ax < 0.026)
     lip_line = front * _gauss(x, y, 0.0, m, 0.02, 0.0008)
-    sclera = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0135, 0.005) for s in (1.0, -1.0)])
-    iris = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.006, 0.006) for s in (1.0, -1.0)]) * sclera
-    pupil = front * np.maximum.reduce([_disc(x, y, s * ex, ey, 0.0022, 0.0022) for s in (1.0, -1.0)])
-    lashes = front * np.maximum.reduce([_disc(x, y, s * ex, ey + 0.0042, 0.0145, 0.0018) for s in (1.0, -1.0)])
-    lashes = lashes * (1.0 - sclera)
+    ax_, ay_ = geometry.APERTURE
+    # The socket inside each lid aperture (behind the eyeball; seen only at its rim) and the lash line on the upper
+    # lid's rim.
+    socket = front * np.maximum.reduce([_disc(x, y, s * ex, ey, ax_, ay_, edge=0.3) for s in (1.0, -1.0)])
+    lashes = front * np.maximum.reduce([_disc(x, y, s * ex, ey + ay_, ax_ + 0.002, 0.0018) for s in (1.0, -1.0)])
+    lashes = lashes * (1.0 - socket)
+    strip, polar = _eye_strip(x.shape)
+    iris = strip * _ramp((_IRIS_ANGLE - polar) / 0.08 + 0.5)
+    pupil = strip * _ramp((_PUPIL_ANGLE - polar) / 0.08 + 0.5)
+    limbus = strip * np.exp(-0.5 * ((polar - _IRIS_ANGLE) / 0.06) ** 2)
     sockets = front * np.maximum.reduce([_gauss(x, y, s * ex, ey + 0.002, 0.014, 0.009) for s in (1.0, -1.0)])
     cheeks = front * np.maximum.reduce([_gauss(x, y, s * 0.045, -0.02, 0.015, 0.013) for s in (1.0, -1.0)])
     beard = front * _ramp((0.0 - y) / 0.02) * _ramp((y + 0.115) / 0.01) * _ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
@@ -145,8 +166,10 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     mean = paint(mean, lip_line, _LIPS * 0.5)
     mean = paint(mean, brows, _BROW)
     mean = paint(mean, lashes, _BROW * 0.6)
-    mean = paint(mean, sclera, _SCLERA)
+    mean = paint(mean, socket, _SOCKET)
+    mean = paint(mean, strip, _SCLERA * (1.0 - 0.25 * _ramp((polar - 0.9) / 0.6))[..., None])
     mean = paint(mean, iris, _IRIS)
+    mean = paint(mean, limbus, _IRIS * 0.4)
     mean = paint(mean, pupil, (0.03, 0.03, 0.03))
     ears = _ramp((ax - 0.08) / 0.006) * _gauss(y, z, 0.0, -0.012, 0.016, 0.009) * (1.0 - hair)
     mean = paint(mean, ears, _SKIN * 0.6)  # the shadowed hollow of the ear
@@ -161,17 +184,18 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     teeth = np.maximum(_ramp((0.07 - np.abs(depth - 0.38)) / 0.04), _ramp((0.06 - np.abs(depth - 0.68)) / 0.04))
     cavity = _CAVITY * (1.0 - 0.5 * np.sin(np.pi * np.clip(depth, 0.0, 1.0)))[..., None]
     mean = paint(mean, interior, cavity * (1.0 - teeth[..., None]) + teeth[..., None] * _TEETH)
-    skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, sclera, lashes]))
-    eye_free = 1.0 - sclera
+    skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, socket, lashes]))
+    eye_free = 1.0 - socket
 
     stubble = beard * np.clip(_noise(rng, x.shape, 0.4) + 1.0, 0.0, None)
     freckles = front * (cheeks + _gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 0.7) - 1.2,
                                                                                    0.0, None)
+    iris_colour = 0.12 * (iris * (1.0 - pupil))[..., None] * np.array([0.05, 0.6, 1.0])
     designed = [  # each component at +1 standard deviation, in albedo units
         0.13 * (skin_mask * luminance)[..., None] * np.array([1.0, 0.95, 0.88]),  # skin tone
         0.05 * brows[..., None] * np.ones(3),  # brow lightness
         0.06 * lips[..., None] * np.array([1.0, -0.5, -0.4]),  # lip redness
-        0.12 * iris[..., None] * np.array([0.05, 0.6, 1.0]),  # iris colour (brown -> blue/grey)
+        iris_colour,  # iris colour (brown -> blue/grey), on the eyeballs' strip
         0.07 * hair[..., None] * np.array([1.0, 0.85, 0.65]),  # hair colour (black -> brown)
         0.035 * skin_mask[..., None] * np.array([1.0, -0.3, -0.3]),  # redness
         -0.025 * stubble[..., None] * np.ones(3),  # stubble
@@ -186,7 +210,7 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     ]
     face_components = [_FACE_GAIN * (face * eye_free * _sample(p, rows, cols))[..., None] * _SKIN for p in patterns]
     ordered = [c for pair in zip(designed, face_components) for c in pair] + face_components[len(designed):]
-    ordered = [c * (1.0 - interior[..., None]) for c in ordered]
+    ordered = [c if c is iris_colour else c * ((1.0 - interior) * (1.0 - strip))[..., None] for c in ordered]
     std = np.array([np.abs(c).max() for c in ordered])
     basis = np.stack([c / s for c, s in zip(ordered, std)], -1)
     return TextureModel(

@@ -6,7 +6,7 @@ through `flame.io.save_npz`, and flame/assets/SHA256SUMS with their hashes (chec
 Build-time input (not needed to load the assets): `skimage/data/lfw_subset.npy` (100 LFW face crops, 25x25 grey,
 shipped with scikit-image, BSD-3-Clause package), read from an installed scikit-image or from its wheel
 (`pip download --no-deps scikit-image`). Everything else is procedural code in flame/_head_geometry.py and
-flame/_head_texture.py. numpy's .npz writer stores fixed timestamps, so equal arrays give equal files.
+flame/_head_texture.py. `save_npz` writes bzip2 members with fixed timestamps, so equal arrays give equal files.
 """
 from __future__ import annotations
 

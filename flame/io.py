@@ -24,6 +24,7 @@ import functools
 import io
 import os
 import pickle
+import zipfile
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -781,7 +782,21 @@ def save_npz(path: PathLike, value: Union[FlameModel, TextureModel, LandmarkEmbe
     else:
         raise TypeError(f"save_npz: cannot save a {type(value).__name__}")
     arrays.update(format=np.array(FORMAT_NAME), format_version=np.array(FORMAT_VERSION, np.int32))
+    write_bytes_atomic(os.fspath(path), _npz_bytes(arrays))
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    """An .npz (zip of .npy members, readable by `np.load`) of `arrays`, bzip2-compressed with fixed timestamps:
+    equal arrays give equal bytes on any machine (bzip2's output does not depend on the library build, unlike
+    deflate's)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    write_bytes_atomic(os.fspath(path), buffer.getvalue())
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for key, value in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_BZIP2
+            info.external_attr = 0o600 << 16
+            archive.writestr(info, member.getvalue(), compresslevel=9)
+    return buffer.getvalue()
 

@@ -9,6 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from matplotlib.path import Path
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 import flame
 from flame import build_embedded, embedded
@@ -37,13 +40,61 @@ def _edges(faces):
     return np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
 
 
+def _components(model):
+    """(V,) connected-component label of every vertex (over the triangle edges) and the number of components."""
+    edges = _edges(np.asarray(model.faces))
+    n = model.num_vertices
+    count, labels = connected_components(coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), (n, n)))
+    return labels, count
+
+
+@pytest.fixture(scope="module")
+def parts(model):
+    """(head, left eyeball, right eyeball) vertex masks; the eyeballs are the components skinned to joints 3 / 4."""
+    labels, count = _components(model)
+    assert count == 3
+    weights = np.asarray(model.lbs_weights)
+    masks = [labels == k for k in range(count)]
+    left = next(m for m in masks if weights[m, 3].mean() > 0.5)
+    right = next(m for m in masks if weights[m, 4].mean() > 0.5)
+    return ~(left | right), left, right
+
+
+def _cross2(a, b):
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _outside(vertices, faces, points):
+    """(P,) bool: `points` (P, 3) outside the closed surface `faces` (ray parity along +z)."""
+    corners = vertices[faces]  # (F, 3, 3)
+    a, b, c = corners[:, 0, :2], corners[:, 1, :2], corners[:, 2, :2]
+    area = _cross2(b - a, c - a)
+    ok = np.abs(area) > 1e-14
+    corners, a, b, c, area = corners[ok], a[ok], b[ok], c[ok], area[ok]
+    q = points[:, None, :2]
+    wa, wb = _cross2(c - b, q - b) / area, _cross2(a - c, q - c) / area
+    wc = 1.0 - wa - wb
+    inside = (wa >= 0) & (wb >= 0) & (wc >= 0)
+    z = wa * corners[:, 0, 2] + wb * corners[:, 1, 2] + wc * corners[:, 2, 2]
+    return np.sum(inside & (z > points[:, None, 2]), axis=1) % 2 == 0
+
+
+def _near_polygon(points, polygon, tolerance):
+    """(P,) bool: 2-D `points` inside `polygon` (N, 2) or within `tolerance` of its boundary."""
+    near = Path(polygon).contains_points(points)
+    for a, b in zip(polygon, np.roll(polygon, -1, 0)):
+        t = np.clip(np.sum((points - a) * (b - a), -1) / np.sum((b - a) ** 2), 0.0, 1.0)
+        near |= np.linalg.norm(points - (a + t[:, None] * (b - a)), axis=-1) < tolerance
+    return near
+
+
 def test_committed_assets_match_their_stored_hashes():
     stored = build_embedded.stored_hashes()
     assert set(stored) == {build_embedded.MODEL_FILE, build_embedded.TEXTURE_FILE}
     for name, digest in stored.items():
         path = os.path.join(build_embedded.ASSET_DIR, name)
-        assert os.path.getsize(path) <= 8 * 2**20
         assert build_embedded.sha256(path) == digest, f"{name} differs from SHA256SUMS: rerun flame.build_embedded"
+    assert sum(os.path.getsize(os.path.join(build_embedded.ASSET_DIR, name)) for name in stored) <= 8 * 2**20
 
 
 @pytest.mark.skipif(find_spec("skimage") is None and not SKIMAGE_WHEEL,
@@ -75,24 +126,31 @@ def test_loads_through_the_flame_file_path(model, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_mesh_is_closed_consistent_and_outward(model):
+def test_mesh_is_closed_consistent_and_outward(model, parts):
     faces, vertices = np.asarray(model.faces), np.asarray(model.v_template, np.float64)
     assert faces.dtype == np.int32 and faces.min() >= 0 and faces.max() < len(vertices)
-    assert 2000 <= len(vertices) <= 5000
+    assert 2000 <= len(vertices) <= 5000 and len(faces) <= 1.2 * 8016  # the renderer's cost grows with faces
     corners = vertices[faces]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     areas = 0.5 * np.linalg.norm(normals, axis=1)
     assert areas.min() > 1e-8
-    # Closed, consistently wound 2-manifold: every directed edge once, its reverse once.
+    # Closed, consistently wound 2-manifolds: every directed edge once, its reverse once.
     directed = {tuple(e) for e in _edges(faces)}
     assert len(directed) == 3 * len(faces)
     assert all((b, a) in directed for a, b in directed)
-    assert len(vertices) - len(directed) // 2 + len(faces) == 2  # Euler characteristic of a sphere
-    outward = np.sum(normals * (corners.mean(1) - vertices.mean(0)), axis=1) > 0
-    assert outward.mean() > 0.95
-    # Signed volume of a CCW-outward closed mesh is positive; a head is a few litres.
-    volume = np.sum(np.einsum("fd,fd->f", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))) / 6
-    assert 3e-3 < volume < 1e-2
+    # Three spheres (head, two eyeballs), each outward: Euler characteristic 2, positive signed volume.
+    for mask, (low, high) in zip(parts, [(3e-3, 1e-2), (5e-6, 1.5e-5), (5e-6, 1.5e-5)]):
+        own = np.all(mask[faces], axis=1)
+        assert np.all(own | ~np.any(mask[faces], axis=1))  # no triangle joins two parts
+        part_edges = {e for e in directed if mask[e[0]]}
+        assert mask.sum() - len(part_edges) // 2 + own.sum() == 2
+        centre = vertices[mask].mean(0)
+        outward = np.sum(normals[own] * (corners[own].mean(1) - centre), axis=1) > 0
+        assert outward.mean() > 0.95
+        c = corners[own] - centre
+        volume = np.sum(np.einsum("fd,fd->f", c[:, 0], np.cross(c[:, 1], c[:, 2]))) / 6
+        assert low < volume < high  # a head is a few litres, an eyeball ~8 ml
+    assert all(np.all(np.any(m[faces], axis=1).sum() <= 400) for m in parts[1:])  # a few hundred triangles each
 
 
 def test_head_frame_and_joints(model):
@@ -181,12 +239,89 @@ def test_jaw_parts_the_lips_into_a_closed_mouth(model, forward):
     assert np.all(np.asarray(texture_model.basis)[rows, cols] == 0)
 
 
-def test_eye_rotation_moves_only_the_eye(model, forward):
-    pose = np.zeros((5, 3), np.float32)
-    pose[3, 1] = 0.3
-    out = forward(model, jnp.zeros(1), jnp.zeros(1), pose)
-    moved = np.linalg.norm(np.asarray(out.vertices) - model.v_template, axis=1) > 1e-6
-    assert moved.any() and np.all(np.asarray(model.v_template)[moved, 0] > 0.01)
+def test_eyeballs_are_skinned_to_the_eye_joints_at_their_centres(model, parts):
+    head, left, right = parts
+    weights, vertices = np.asarray(model.lbs_weights), np.asarray(model.v_template, np.float64)
+    np.testing.assert_array_equal(weights[left], np.tile(np.eye(5)[3], (left.sum(), 1)))
+    np.testing.assert_array_equal(weights[right], np.tile(np.eye(5)[4], (right.sum(), 1)))
+    assert np.all(weights[head][:, 3:] == 0)
+    joints = np.asarray(model.J_regressor, np.float64) @ vertices
+    for joint, mask in ((joints[3], left), (joints[4], right)):
+        radii = np.linalg.norm(vertices[mask] - joint, axis=1)  # a sphere around the joint
+        assert 0.010 < radii.mean() < 0.014 and np.ptp(radii) < 1e-5
+    assert joints[3][0] > 0.02 and np.all(vertices[left, 0] > 0)  # the subject's left eye is at +x
+
+
+def test_gaze_moves_only_the_eyeball_and_turns_the_iris(model, parts, forward):
+    head, left, right = parts
+    rest = np.asarray(model.v_template)
+    front = np.flatnonzero(left)[np.argmax(rest[left, 2])]  # the front pole: the pupil's centre
+    for yaw, pitch in ((0.3, 0.0), (0.0, 0.3)):
+        pose = np.zeros((5, 3), np.float32)
+        pose[3] = [pitch, yaw, 0.0]
+        posed = np.asarray(forward(model, jnp.zeros(1), jnp.zeros(1), pose).vertices)
+        moved = np.linalg.norm(posed - rest, axis=1) > 1e-6
+        assert moved.any() and not np.any(moved & ~left)
+        shift = posed[front] - rest[front]
+        if yaw:
+            assert shift[0] > 0.003  # gaze turns towards +x (the subject's left)
+        else:
+            assert shift[1] < -0.003  # positive pitch about x turns the gaze down
+
+
+def test_frontal_render_shows_the_eyeballs_through_the_lids(model, parts):
+    from simadv_jax.render.camera import Camera, look_at, perspective_from_focal
+    from simadv_jax.render.rasterize import rasterize
+
+    size = 128
+    out = flame.forward(model, jnp.zeros(1), jnp.zeros(1), jnp.zeros((5, 3)))
+    target = jnp.mean(out.landmarks, axis=0)
+    camera = Camera(look_at(target + jnp.array([0.0, 0.0, 0.6]), target), perspective_from_focal(400.0, size))
+    clip = camera.to_clip(out.vertices)
+    ids = np.asarray(rasterize(clip, model.faces, size).triangle_id)
+    landmarks = camera.to_clip(out.landmarks)
+    pixels = (np.asarray(landmarks[:, :2] / landmarks[:, 3:]) * [0.5, -0.5] + 0.5) * size
+    faces = np.asarray(model.faces)
+    head, left, right = parts
+    for eye, mask in ((range(36, 42), right), (range(42, 48), left)):
+        col, row = pixels[list(eye)].mean(0).astype(int)
+        assert ids[row, col] >= 0 and np.all(mask[faces[ids[row, col]]]), "the eye's centre shows its eyeball"
+    col, row = pixels[[19, 24]].mean(0).astype(int)
+    above_brow = ids[row - 6, col]
+    assert above_brow >= 0 and np.all(head[faces[above_brow]])
+
+
+def test_lids_cover_the_eyeballs_outside_the_aperture(model, parts, batched_forward):
+    """Eyeball points outside the closed head surface (visible from somewhere) lie in their lid aperture (the eye
+    landmarks' polygon, 1 mm tolerance); points inside it are hidden from every camera, so this holds at every
+    pose (global and neck rotations move head and eyeballs rigidly), checked at rest, for N(0, 1) identities,
+    every identity component at +-2 sigma, and with the eyes closed (expression +2 sigma: nothing shows)."""
+    head, left, right = parts
+    rng = np.random.default_rng(5)
+    shapes = [np.zeros(model.num_shape)] + [rng.normal(size=model.num_shape).clip(-2, 2) for _ in range(4)]
+    shapes += [2.0 * sign * np.eye(model.num_shape)[k] for k in range(model.num_shape) for sign in (-1.0, 1.0)]
+    expressions = [np.zeros(model.num_expression)] * len(shapes)
+    closed = np.zeros(model.num_expression)
+    closed[5:7] = 2.0  # left and right eye closure
+    shapes.append(np.zeros(model.num_shape))
+    expressions.append(closed)
+    out = batched_forward(model, np.stack(shapes).astype(np.float32), np.stack(expressions).astype(np.float32),
+                          np.zeros((len(shapes), 5, 3), np.float32))
+    faces = np.asarray(model.faces)
+    head_faces = faces[np.all(head[faces], axis=1)]
+    rest = np.asarray(model.v_template)
+    front = head_faces[np.all(rest[head_faces][:, :, 2] > 0.03, axis=1)]  # the face side is enough for +z rays
+    shown = []
+    for vertices, landmarks in zip(np.asarray(out.vertices, np.float64), np.asarray(out.landmarks, np.float64)):
+        count = 0
+        for eye, mask in ((range(36, 42), right), (range(42, 48), left)):
+            outside = _outside(vertices, front, vertices[mask])
+            covered = _near_polygon(vertices[mask][:, :2], landmarks[list(eye), :2], 0.001)
+            assert not np.any(outside & ~covered)
+            count += outside.sum()
+        shown.append(count)
+    assert shown[0] > 40  # the open eyes show (the front of the eyeballs) ...
+    assert shown[-1] == 0  # ... and closed lids hide them
 
 
 def test_forward_finite_and_not_degenerate_at_extremes(model, batched_forward):
@@ -260,6 +395,30 @@ def test_texture_model(model):
     assert dark.mean() < 0.3 and light.mean() > 0.65
     albedo = flame.texture(texture_model, 2.0 * np.ones(texture_model.num_components))
     assert albedo.shape == (128, 128, 3) and np.all(np.isfinite(albedo))
+
+
+def test_eyeball_texture_pupil_iris_sclera(model, parts):
+    head, left, right = parts
+    texture_model = embedded.embedded_texture()
+    faces, uv_faces = np.asarray(model.faces), np.asarray(model.uv_faces)
+    vertices, uv = np.asarray(model.v_template, np.float64), np.asarray(model.uv_coords)
+    joint = (np.asarray(model.J_regressor, np.float64) @ vertices)[3]
+    size = texture_model.mean.shape[0]
+    for mask in (left, right):
+        own = np.all(mask[faces], axis=1)
+        corner_vertices, corner_uv = faces[own].ravel(), uv[uv_faces[own].ravel()]
+        direction = vertices[corner_vertices] - joint * [np.sign(vertices[corner_vertices[0], 0]), 1, 1]
+        polar = np.degrees(np.arccos(direction[:, 2] / np.linalg.norm(direction, axis=1)))
+        rows = np.clip(((1.0 - corner_uv[:, 1]) * size).astype(int), 0, size - 1)
+        cols = np.clip((corner_uv[:, 0] * size).astype(int), 0, size - 1)
+        texels = np.asarray(texture_model.mean)[rows, cols]
+        basis = np.abs(np.asarray(texture_model.basis)[rows, cols]).max(axis=1)  # (corners, K)
+        pupil, iris, sclera = polar < 1.0, (polar > 12.0) & (polar < 22.0), polar > 50.0
+        assert pupil.any() and iris.any() and sclera.any()
+        assert np.all(texels[pupil].mean(1) < 0.1) and np.all(texels[sclera].mean(1) > 0.6)
+        assert np.all(texels[iris].mean(1) < 0.4) and np.all(texels[iris, 0] > texels[iris, 2])  # brown iris
+        # Exactly one component (the iris colour) changes the iris; none changes the pupil or the sclera.
+        assert np.sum(basis[iris].max(0) > 0.5) == 1 and np.all(basis[pupil | sclera] < 0.05)
 
 
 def test_demo_writes_mesh_joints_and_landmarks(model, tmp_path):
