@@ -1,4 +1,4 @@
-"""Benchmarks (never timed tests): `python -m launch.bench --what=render|recognizers [--out=FILE.json]`.
+"""Benchmarks (never timed tests): `python -m launch.bench --what=render|recognizers|search [--out=FILE.json]`.
 
 Each benchmark prints one JSON row per measured configuration and, with --out, writes the
 list as JSON (atomically).

@@ -103,8 +103,9 @@ def run(resolutions: Sequence[int] = (112, 150, 224), batches: Sequence[int] = (
         supersample: int = 1, microbatch: Optional[int] = 8, repeats: int = 5, seed: int = 0) -> list[dict]:
     """Times `render_mesh` (vmap + jit) per (resolution, batch), the batch sharded over the local devices.
 
-    On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N (set before JAX starts) makes N devices, one
-    per core, so the batch is rendered on all cores (each device its own shard, via `jax.shard_map`).
+    On a CPU, `launch.bench` makes one device per core (`--cpu_devices`, or XLA_FLAGS=
+    --xla_force_host_platform_device_count=N set before JAX starts), so the batch is rendered on all cores (each
+    device its own shard, via `jax.shard_map`).
     `microbatch` renders each shard as `lax.map` over vmapped groups of that many samples (None: one vmap
     over the whole batch); on a 2-core CPU, groups of 8 were 20-90% faster than one vmap of 64 (smaller
     working set).
