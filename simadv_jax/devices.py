@@ -60,3 +60,16 @@ def configure(cpu_devices: int = 0, num_hosts: int = 1, host_index: int = 0,
 def is_writer() -> bool:
     """True in the process that writes outputs (process 0; the only one without jax.distributed)."""
     return jax.process_index() == 0
+
+
+def barrier(name: str, timeout_s: int = 1800) -> None:
+    """Waits until every process of a `jax.distributed` run reaches `name`; nothing in a single process.
+
+    A coordination-service barrier, not a device collective: CPU (gloo) collectives give up when another process
+    arrives more than 30 s later (e.g. one that loaded its models more slowly), so callers meet here first.
+    """
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed  # the client `jax.distributed.initialize` started
+
+    distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)

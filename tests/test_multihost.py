@@ -37,23 +37,31 @@ def _free_port() -> int:
 
 
 def _start(out, hosts, index, coordinator):
+    """Starts one process; its output goes to files (a full pipe would stall it while the others wait for it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS")}
     env["JAX_PLATFORMS"] = "cpu"
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, out, str(hosts), str(index), coordinator], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = [open(f"{out}.{index}.{name}", "w+") for name in ("stdout", "stderr")]
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, out, str(hosts), str(index), coordinator], cwd=ROOT,
+                               env=env, stdout=logs[0], stderr=logs[1], text=True)
+    return process, logs
 
 
-def _finish(process):
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-3000:]
-    return json.loads(stdout.strip().splitlines()[-1])
+def _finish(started):
+    process, (stdout, stderr) = started
+    try:
+        process.wait(timeout=300)
+    finally:
+        process.kill()  # no-op once it has exited
+    stdout.seek(0)
+    stderr.seek(0)
+    assert process.returncode == 0, stderr.read()[-3000:]
+    return json.loads(stdout.read().strip().splitlines()[-1])
 
 
 def test_two_processes_compute_what_one_process_with_two_devices_does(tmp_path):
     coordinator = f"127.0.0.1:{_free_port()}"
-    processes = [_start(str(tmp_path / "multi"), 2, i, coordinator) for i in range(2)]
-    processes.append(_start(str(tmp_path / "single"), 1, 0, ""))
-    *multi, single = [_finish(p) for p in processes]
+    multi = [_finish(p) for p in [_start(str(tmp_path / "multi"), 2, i, coordinator) for i in range(2)]]
+    single = _finish(_start(str(tmp_path / "single"), 1, 0, ""))
     assert [(m["devices"], m["local"], m["process"]) for m in multi] == [(2, 1, 0), (2, 1, 1)]
     assert (single["devices"], single["local"]) == (2, 2)
     assert multi[1]["summary"] == {}  # process 1 writes and reports nothing

@@ -319,10 +319,12 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
     if os.path.exists(checkpoint):
         runs, iteration = load_checkpoint(checkpoint, runs)
 
+    data = evaluation.data
+    replicated = None if evaluation.mesh is None else NamedSharding(evaluation.mesh, PartitionSpec())
+    if replicated is not None:  # global arrays on every device (of every process), as each step returns them
+        data, runs = jax.jit(lambda tree: tree, out_shardings=replicated)((data, runs))
     key = ("step", name, config.samples_per_iteration, config.stop_at_first, json.dumps(config.options(name)))
     if key not in setup.cache:
-        replicated = None if evaluation.mesh is None else NamedSharding(evaluation.mesh, PartitionSpec())
-
         @functools.partial(jax.jit, out_shardings=replicated)  # every process reads the whole state and record
         def step(data, runs):
             evaluate_fn = lambda rho: evaluation.apply(data, rho)  # noqa: E731
@@ -330,7 +332,10 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
                                stop_at_first=config.stop_at_first)
 
         setup.cache[key] = step
-    step = setup.cache[key]
+    # Compiled ahead, so that under jax.distributed the processes meet at the barrier with compilation behind
+    # them and enter the first step's collectives together.
+    step = setup.cache[key].lower(data, runs).compile()
+    devices.barrier(f"search-{name}-{iteration}")
 
     events = os.path.join(output_dir, EVENTS)
     writer = devices.is_writer()
@@ -338,7 +343,7 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
     saved = iteration
     try:
         while iteration < config.max_iterations and not bool(np.all(np.asarray(runs.done))):
-            new_runs, record = step(evaluation.data, runs)
+            new_runs, record = step(data, runs)
             record, host_runs = jax.device_get((record, new_runs))
             if writer:
                 append_jsonl_many(events, events_records(name, iteration, record, host_runs, evaluation.sign))
