@@ -11,12 +11,14 @@ same program and only process 0 writes files (`is_writer`).
 """
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Optional
 
 import jax
 
 _HOST_DEVICE_FLAG = "--xla_force_host_platform_device_count"
+_BARRIERS_PASSED = itertools.count()
 
 
 def cpu_cores() -> int:
@@ -72,4 +74,6 @@ def barrier(name: str, timeout_s: int = 1800) -> None:
         return
     from jax._src import distributed  # the client `jax.distributed.initialize` started
 
-    distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
+    # Every process passes the same barriers in the same order, so a running count keeps repeated names apart.
+    barrier_id = f"{name} #{next(_BARRIERS_PASSED)}"
+    distributed.global_state.client.wait_at_barrier(barrier_id, timeout_in_ms=timeout_s * 1000)

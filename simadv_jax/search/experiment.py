@@ -280,6 +280,9 @@ def read_events(output_dir: str, completed: dict[str, int]) -> dict[str, list[di
 # ---- the loop ---------------------------------------------------------------------------------
 
 def _prepare_directory(config: SearchConfig, output_dir: str, resume: bool, flags_text: Optional[str]) -> None:
+    """Checks `output_dir` against `config` and writes the config files (in the writing process only)."""
+    if not devices.is_writer():
+        return
     path = os.path.join(output_dir, CONFIG_JSON)
     if os.path.exists(path):
         if not resume:
@@ -297,8 +300,6 @@ def _prepare_directory(config: SearchConfig, output_dir: str, resume: bool, flag
                                  f"({old!r}), got {new!r}")
     elif resume:
         raise ValueError(f"--resume: {output_dir} holds no search to resume (no {CONFIG_JSON})")
-    if not devices.is_writer():
-        return
     os.makedirs(os.path.join(output_dir, CHECKPOINTS), exist_ok=True)
     write_json_atomic(path, config.to_json())
     if flags_text is not None:
@@ -335,7 +336,7 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
     # Compiled ahead, so that under jax.distributed the processes meet at the barrier with compilation behind
     # them and enter the first step's collectives together.
     step = setup.cache[key].lower(data, runs).compile()
-    devices.barrier(f"search-{name}-{iteration}")
+    devices.barrier(f"search {name}")
 
     events = os.path.join(output_dir, EVENTS)
     writer = devices.is_writer()
@@ -406,6 +407,7 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
         setup = build_setup(config)
     setup.compatible(config)
     _prepare_directory(config, output_dir, resume, flags_text)
+    devices.barrier("run directory checked")  # the others read checkpoints only after process 0 checked them
     progress = _Progress(config, config.progress and devices.is_writer())
     finals, completed, seconds = {}, {}, {}
     try:
