@@ -197,13 +197,13 @@ def _smooth_max(a, b, eps=0.0005):
 def _face_surface(dirs):
     """Head points (..., 3) for unit directions (..., 3) up to the facial relief (no lids, hair, ears or neck)."""
     base = np.sign(dirs) * np.abs(dirs) ** _ROUNDNESS * _RADII  # flatter face and sides than an ellipsoid
-    dx, dy, dz = dirs[..., 0], dirs[..., 1], dirs[..., 2]
+    dy, dz = dirs[..., 1], dirs[..., 2]
     base[..., 1] *= 1.0 + 0.2 * _ramp(dy / 0.6)  # a taller cranium
     facing = _ramp(dz / 0.3)
     base[..., 2] *= 1.0 + facing * (0.37 * _ramp((-dy - 0.3) / 0.55) + 0.08 * _ramp((dy - 0.2) / 0.5))  # jaw, brow
     jaw_taper = 1.0 - 0.22 * _ramp(-base[..., 1] / _RADII[1])
     base[..., 0] *= jaw_taper
-    front = _ramp(dirs[..., 2] / 0.5)
+    front = _ramp(dz / 0.5)
     base[..., 2] += front * _face_relief(base[..., 0], base[..., 1])
     return base
 

@@ -34,8 +34,6 @@ def load_record(path: str) -> dict:
 
 def render_record(record: dict):
     """-> (reference, probe) float32 (R, R, 3) images exactly as the search rendered them."""
-    import numpy as np
-
     from simadv_jax.params import ParamSpace
     from simadv_jax.report.images import pair_renderer
     from simadv_jax.search.experiment import load_head

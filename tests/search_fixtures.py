@@ -1,7 +1,6 @@
 """Shared tiny pieces for simulator/evaluate/search tests: the embedded head and a tiny recognizer."""
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

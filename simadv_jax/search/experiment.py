@@ -134,7 +134,7 @@ class Setup:
     recognizer: Any
     space: Any
     evaluation: Any
-    cache: dict = dataclasses.field(default_factory=dict)  # compiled steps and renderers, reused across calls
+    cache: dict = dataclasses.field(default_factory=dict)  # jitted steps and renderers, reused across calls
 
     def compatible(self, config: "SearchConfig") -> None:
         """Raises ValueError unless `config` loads the same pieces this setup holds."""
