@@ -14,6 +14,15 @@ import jax.numpy as jnp
 _SMALL_ANGLE = 1e-3
 
 
+def small_matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """(..., K) @ (K, N) -> (..., N) as K broadcast multiply-adds, for small static K (a joint count, 3 or 4).
+
+    Equal to `a @ b` up to float rounding. XLA:CPU hands a dot with so small a contraction to a matrix
+    library call that costs more than the arithmetic; written out, it fuses with its neighbours.
+    """
+    return sum(a[..., k:k + 1] * b[k] for k in range(a.shape[-1]))
+
+
 def skew(v: jax.Array) -> jax.Array:
     """(..., 3) vectors -> (..., 3, 3) cross-product matrices [v]_x."""
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
@@ -94,5 +103,6 @@ def rigid_transforms(
 
 def skin(vertices: jax.Array, weights: jax.Array, transforms: jax.Array) -> jax.Array:
     """Linear blend skinning: (V, 3) vertices, (V, J) weights, (J, 4, 4) -> (V, 3)."""
-    blended = jnp.einsum("vj,jab->vab", weights, transforms)  # (V, 4, 4)
-    return jnp.einsum("vab,vb->va", blended[:, :3, :3], vertices) + blended[:, :3, 3]
+    num_joints = transforms.shape[0]
+    blended = small_matmul(weights, transforms[:, :3].reshape(num_joints, 12)).reshape(-1, 3, 4)  # (V, 3, 4)
+    return sum(blended[..., k] * vertices[:, k:k + 1] for k in range(3)) + blended[..., 3]

@@ -100,6 +100,12 @@ class FlameModel:
     def num_expression(self) -> int:
         return int(self.exprdirs.shape[-1])
 
+    def leading_components(self, num_shape: int, num_expression: int) -> "FlameModel":
+        """The model with only its first `num_shape` identity and `num_expression` expression components
+        (contiguous copies): the same head for coefficient vectors no longer than those."""
+        return self.replace(shapedirs=np.ascontiguousarray(np.asarray(self.shapedirs)[..., :num_shape]),
+                            exprdirs=np.ascontiguousarray(np.asarray(self.exprdirs)[..., :num_expression]))
+
 
 @struct.dataclass
 class TextureModel:
@@ -129,6 +135,12 @@ class TextureModel:
     @property
     def num_components(self) -> int:
         return int(self.basis.shape[-1])
+
+    def leading_components(self, count: int) -> "TextureModel":
+        """The model with only its first `count` components (contiguous copies): the same albedo for
+        coefficient vectors no longer than that."""
+        return self.replace(basis=np.ascontiguousarray(np.asarray(self.basis)[..., :count]),
+                            std=np.asarray(self.std)[:count])
 
 
 def to_numpy(tree):

@@ -129,7 +129,7 @@ def make_evaluate(
 
     def render(head, params):
         return simulator.render_image(head[0], head[1], params, template=recognizer.template, resolution=size,
-                                      supersample=supersample, background=background)
+                                      supersample=supersample, background=background, check_finite=False)
 
     def render_local(head, params):
         """Batched `params` -> batched Image: lax.map over vmapped groups of RENDER_GROUP."""
@@ -146,7 +146,10 @@ def make_evaluate(
         finite = jnp.all(jnp.isfinite(embeddings), axis=-1) & jnp.all(jnp.isfinite(images), axis=(1, 2, 3))
         return embeddings, finite
 
-    head = (model, texture_model)
+    # Only the basis components the space can move travel with the data (the others multiply zeros): less
+    # memory to stream per image.
+    head = (model.leading_components(space.sizes["shape"], space.sizes["expression"]),
+            texture_model.leading_components(space.sizes["texture"]))
     reference = None
     if space.reference_is_constant:
         @jax.jit
@@ -165,17 +168,21 @@ def make_evaluate(
         if sharding is not None:
             rho = jax.lax.with_sharding_constraint(rho, sharding)
         scene = space.decode(rho)
-        probe = render_batch(head, scene.probe)
         if reference is not None:
+            probe = render_batch(head, scene.probe)
             probe_embedding, probe_finite = embed(params, probe.image)
             ref_embedding = jnp.broadcast_to(reference[0], probe_embedding.shape)
             ok = probe_finite & probe.valid & reference[1]
         else:
-            ref_image = render_batch(head, scene.reference)
-            both, finite = embed(params, jnp.concatenate([ref_image.image, probe.image]))
-            n = rho.shape[0]
-            ref_embedding, probe_embedding = both[:n], both[n:]
-            ok = finite[:n] & finite[n:] & ref_image.valid & probe.valid
+            # Sample i's reference and probe are images 2i and 2i + 1: both stay on the device that holds
+            # sample i, so rendering and embedding them moves no image between devices.
+            pairs = jax.tree.map(lambda r, p: jnp.stack([r, p], axis=1).reshape(2 * r.shape[0], *r.shape[1:]),
+                                 scene.reference, scene.probe)
+            images = render_batch(head, pairs)
+            embeddings, finite = embed(params, images.image)
+            embeddings = embeddings.reshape(-1, 2, embeddings.shape[-1])
+            ref_embedding, probe_embedding = embeddings[:, 0], embeddings[:, 1]
+            ok = jnp.all((finite & images.valid).reshape(-1, 2), axis=1)
         loss = sign * recognizer.score(ref_embedding, probe_embedding)
         valid = ok & jnp.isfinite(loss)
         result = EvalResult(loss[:batch], valid[:batch])

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 import flame
+from flame.lbs import small_matmul
 from flame.model import FlameModel, TextureModel
 from simadv_jax.params import ImageParams, SceneParams
 from simadv_jax.render import Camera, align_camera, get_template, look_at, perspective_from_focal, render_mesh
@@ -100,14 +101,15 @@ def _geometry(model: FlameModel, params: ImageParams):
     out = flame.forward(model, params.shape, params.expression, pose)
     root = out.joints[0]
     r = rotation(params.yaw, params.pitch, params.roll)
-    vertices = (out.vertices - root) @ r.T + root
-    landmarks = (out.landmarks - root) @ r.T + root
+    vertices = small_matmul(out.vertices - root, r.T) + root
+    landmarks = small_matmul(out.landmarks - root, r.T) + root
     target = jnp.mean(landmarks, axis=0)
     eye = target + jnp.stack([0.0, 0.0, params.camera_distance])
     return vertices, landmarks, look_at(eye, target)
 
 
-def _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks) -> Image:
+def _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks,
+            check_finite=True) -> Image:
     albedo = flame.texture(texture_model, params.texture)
     sh = light_sh(params.light_azimuth, params.light_elevation, params.light_intensity, params.ambient)
     size = _size(resolution)
@@ -118,7 +120,9 @@ def _render(model, texture_model, params, camera, resolution, supersample, backg
     w = clip[:, 3]
     ndc = clip[:, :2] / jnp.where(w > 0, w, 1.0)[:, None]
     pixels = jnp.stack([(ndc[:, 0] + 1) * 0.5 * size, (1 - ndc[:, 1]) * 0.5 * size], axis=-1)
-    valid = jnp.all(jnp.isfinite(rendered.image)) & (jnp.sum(rendered.mask) > 0) & jnp.all(w > 0)
+    valid = (jnp.sum(rendered.mask) > 0) & jnp.all(w > 0)
+    if check_finite:
+        valid = valid & jnp.all(jnp.isfinite(rendered.image))
     return Image(rendered.image, valid, rendered.mask, pixels)
 
 
@@ -138,6 +142,7 @@ def render_image(
     resolution: Optional[int] = None,
     supersample: int = 1,
     background=DEFAULT_BACKGROUND,
+    check_finite: bool = True,
 ) -> Image:
     """One image rendered straight into a recognizer's aligned crop (pure; vmap over `params`).
 
@@ -149,6 +154,9 @@ def render_image(
         crop scaled (the alignment lives in normalized device coordinates).
       supersample: static anti-aliasing factor (rasterize at supersample x resolution, box filter down).
       background: (3,) RGB or scalar in [0, 1].
+      check_finite: static; with False, `valid` leaves out the check that every pixel is finite, for callers
+        that check the pixels of a whole batch themselves (inside a vmapped render, XLA:CPU would compute
+        every pixel a second time for the check).
     Returns:
       Image(image (R, R, 3) in [0, 1], valid, mask (R, R), landmarks (L, 2) pixels).
     """
@@ -158,7 +166,8 @@ def render_image(
     focal = params.focal_length * size
     camera = Camera(view, perspective_from_focal(focal, size))
     camera = align_camera(camera, landmarks, template, model.landmarks.layout)
-    return _render(model, texture_model, params, camera, size, supersample, background, vertices, landmarks)
+    return _render(model, texture_model, params, camera, size, supersample, background, vertices, landmarks,
+                   check_finite)
 
 
 def render_framed(

@@ -77,10 +77,11 @@ def test_non_finite_embeddings_are_invalid():
     recognizer = tiny_recognizer()
     nan_row_1 = recognizer.replace(apply_fn=lambda p, x: jnp.where(
         jnp.arange(x.shape[0])[:, None] == 1, jnp.nan, recognizer.apply_fn(p, x)))
-    # One embed call on [references; probes]: row 1 is sample 1's reference.
+    # One embed call on the pairs, interleaved: rows 2i and 2i + 1 are sample i's reference and probe, so
+    # row 1 is sample 0's probe.
     scores, valid = make_evaluate(space(SPEC), *head(), nan_row_1).evaluate(jnp.asarray(RHO[:3]))
-    np.testing.assert_array_equal(np.asarray(valid), [True, False, True])
-    assert not np.isfinite(float(scores[1]))
+    np.testing.assert_array_equal(np.asarray(valid), [False, True, True])
+    assert not np.isfinite(float(scores[0]))
 
 
 def test_sharded_over_four_devices_matches():

@@ -1,4 +1,6 @@
 """Rasterizer vs an exact float64 numpy reference (per-pixel ray/triangle intersection)."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,9 +50,11 @@ def reference(clip, faces, height, width, cull=False):
     return tid.reshape(height, width), bary.reshape(height, width, 3), best.reshape(height, width)
 
 
-@pytest.fixture(scope="module")
-def raster_fn():
-    return jax.jit(rasterize, static_argnames=("resolution", "cull_backfaces"))
+@pytest.fixture(scope="module", params=["jax", "native"])
+def raster_fn(request):
+    """The jitted rasterizer with each jit-able backend: the pure-JAX visibility pass and the CPU kernel."""
+    return jax.jit(functools.partial(rasterize, backend=request.param),
+                   static_argnames=("resolution", "cull_backfaces"))
 
 
 def _camera(distance=3.0, fov=0.9, near=0.5, far=10.0):
@@ -182,7 +186,7 @@ def test_behind_camera_triangles_are_discarded(raster_fn):
 def test_vmap_matches_single_and_rejects_bad_shapes(raster_fn):
     vertices, faces = _soup(3, count=20)
     clips = jnp.stack([_camera(d).to_clip(jnp.asarray(vertices)) for d in (3.0, 4.0)])
-    batched = jax.jit(jax.vmap(lambda c: rasterize(c, faces, RES)))(clips)
+    batched = jax.jit(jax.vmap(lambda c: raster_fn(c, faces, resolution=RES)))(clips)
     for b in range(2):
         single = raster_fn(clips[b], faces, resolution=RES)
         np.testing.assert_array_equal(np.asarray(batched.triangle_id[b]), np.asarray(single.triangle_id))
@@ -199,7 +203,7 @@ def test_barycentrics_differentiable_in_vertices(raster_fn):
     camera = _camera()
 
     def loss(v):
-        r = rasterize(camera.to_clip(v), faces, RES)
+        r = raster_fn(camera.to_clip(v), faces, resolution=RES)
         return jnp.sum(r.depth * r.mask)
 
     grad = jax.jit(jax.grad(loss))(jnp.asarray(vertices))

@@ -41,6 +41,7 @@ TILE = 3  # side, in pixel centres, of the windows triangles are split into (3 w
 CHUNK = 2048  # (triangle, window) work items per loop iteration
 MAX_ID_BITS = 20  # triangle-id bits of the visibility key (the other 11 or more hold depth)
 BACKGROUND_DEPTH = 1.0  # depth reported where no triangle is visible (the far plane)
+BACKENDS = ("auto", "jax", "native", "nvdiffrast")
 
 Resolution = Union[int, Sequence[int]]
 
@@ -232,7 +233,7 @@ def rasterize(
     resolution: Resolution,
     *,
     cull_backfaces: bool = False,
-    backend: str = "jax",
+    backend: str = "auto",
 ) -> Raster:
     """Rasterizes one triangle mesh (batch with `jax.vmap`); conventions in the module docstring.
 
@@ -241,8 +242,11 @@ def rasterize(
       faces: (F, 3) int32 vertex indices per triangle.
       resolution: static int S (S x S) or (H, W).
       cull_backfaces: static; drop triangles that are clockwise in NDC.
-      backend: static "jax" (pure JAX, jit/vmap-able) or "nvdiffrast" (CUDA; eager, see
-        `simadv_jax.render.nvdiffrast_backend`).
+      backend: static "auto" (default: "native" when JAX runs on the CPU and the kernel builds, else "jax"),
+        "jax" (pure JAX), "native" (the visibility pass as a compiled CPU kernel, see
+        `simadv_jax.render.native`; the same triangle ids, barycentrics and depth as "jax", which remain
+        pure JAX and differentiable) or "nvdiffrast" (CUDA; eager, see `simadv_jax.render.nvdiffrast_backend`).
+        "jax", "native" and "auto" are jit/vmap-able.
     Returns:
       Raster with triangle_id (H, W), barycentrics (H, W, 3), depth (H, W).
     """
@@ -251,13 +255,23 @@ def rasterize(
         from simadv_jax.render import nvdiffrast_backend
 
         return nvdiffrast_backend.rasterize(clip_vertices, faces, (height, width), cull_backfaces=cull_backfaces)
-    if backend != "jax":
-        raise ValueError(f"backend: expected 'jax' or 'nvdiffrast', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        from simadv_jax.render import native
+
+        backend = "native" if native.available() else "jax"
     clip_vertices = jnp.asarray(clip_vertices, jnp.float32)
     faces = jnp.asarray(faces, jnp.int32)
     _check_inputs(clip_vertices, faces)
     x, y, z, w, in_front = _screen(clip_vertices, faces, height, width)
-    ids = _visible_triangles(*(lax.stop_gradient(a) for a in (x, y, z)), in_front, height, width, cull_backfaces)
+    corners = tuple(lax.stop_gradient(a) for a in (x, y, z))
+    if backend == "native":
+        from simadv_jax.render import native
+
+        ids = native.nearest_triangles(*corners, in_front, height, width, cull_backfaces)
+    else:
+        ids = _visible_triangles(*corners, in_front, height, width, cull_backfaces)
     triangle_id = ids.reshape(height, width)
     inv_w = 1.0 / w
     barycentrics, depth = barycentric_at_pixels(x, y, z, inv_w, triangle_id, height, width)

@@ -45,13 +45,11 @@ def texture(uv_image: jax.Array, uv: jax.Array, boundary: str = "clamp") -> jax.
             return jnp.mod(index, size)
         return jnp.clip(index, 0, size - 1)
 
-    cols = (address(c0, w), address(c0 + 1, w))
-    rows = (address(r0, h), address(r0 + 1, h))
-    flat = jnp.asarray(uv_image).reshape(h * w, -1)
-
-    def texel(r, c):
-        return flat[r * w + c]
-
-    top = texel(rows[0], cols[0]) * (1 - fc) + texel(rows[0], cols[1]) * fc
-    bottom = texel(rows[1], cols[0]) * (1 - fc) + texel(rows[1], cols[1]) * fc
+    left, right = address(c0, w), address(c0 + 1, w)
+    upper, lower = address(r0, h) * w, address(r0 + 1, h) * w
+    # The four taps in one gather: XLA:CPU then computes the addresses once, not once per tap.
+    taps = jnp.asarray(uv_image).reshape(h * w, -1)[jnp.stack([upper + left, upper + right, lower + left,
+                                                               lower + right], axis=-1)]  # (..., 4, C)
+    top = taps[..., 0, :] * (1 - fc) + taps[..., 1, :] * fc
+    bottom = taps[..., 2, :] * (1 - fc) + taps[..., 3, :] * fc
     return top * (1 - fr) + bottom * fr
