@@ -80,7 +80,8 @@ def test_batch_and_nested_vmap_match_single_calls():
 
     singles = np.stack([np.asarray(jax.jit(call)(x[i], y[i], z[i], in_front[i])) for i in range(4)])
     batched = np.asarray(jax.jit(jax.vmap(call))(x, y, z, in_front))
-    nested = np.asarray(jax.jit(jax.vmap(jax.vmap(call)))(*(a.reshape(2, 2, *a.shape[1:]) for a in (x, y, z, in_front))))
+    pairs = (a.reshape(2, 2, *a.shape[1:]) for a in (x, y, z, in_front))
+    nested = np.asarray(jax.jit(jax.vmap(jax.vmap(call)))(*pairs))
     np.testing.assert_array_equal(batched, singles)
     np.testing.assert_array_equal(nested.reshape(4, -1), singles)
     # Unbatched arguments next to batched ones are broadcast.
@@ -132,3 +133,15 @@ print("COVERED", int((ids["auto"] >= 0).sum()), "SAME", bool((ids["auto"] == ids
     assert "native CPU rasterizer unavailable" in out.stderr  # the auto backend says why it fell back
     assert "COVERED 32 SAME True" in out.stdout  # the pure-JAX pass drew it: an eighth of the 16 x 16 pixels
     assert not any(name.endswith(".so") for name in os.listdir(tmp_path / "cache"))  # no half-written library
+
+
+def test_environment_switch_selects_the_jax_pass():
+    script = "from simadv_jax.render.rasterize import resolve_backend; print('AUTO', resolve_backend('auto'))"
+    env = dict(os.environ, SIMADV_JAX_NATIVE="0", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "AUTO jax" in out.stdout
+    assert raster.resolve_backend("auto") == "native"  # this process: the kernel builds here
+    with pytest.raises(ValueError, match="backend"):
+        raster.resolve_backend("opengl")

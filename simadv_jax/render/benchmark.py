@@ -17,6 +17,7 @@ import numpy as np
 
 from simadv_jax.render.camera import Camera, look_at, perspective
 from simadv_jax.render.pipeline import render_mesh
+from simadv_jax.render.rasterize import resolve_backend
 
 NUM_VERTICES = 5023
 NUM_FACES = 9976
@@ -113,7 +114,7 @@ def run(resolutions: Sequence[int] = (112, 150, 224), batches: Sequence[int] = (
     Returns dicts with resolution, batch, supersample, microbatch, images_per_s (best of `repeats` timed
     calls after compilation), compile_s (compilation and first call), temp_mb (XLA's temporary buffers for
     the call, from the compiled memory analysis; None where unavailable), peak_rss_mb (process peak so
-    far), device and num_devices.
+    far), device, num_devices and rasterizer (the visibility pass used: "native" or "jax").
     """
     results = []
     for resolution in resolutions:
@@ -144,5 +145,6 @@ def run(resolutions: Sequence[int] = (112, 150, 224), batches: Sequence[int] = (
                 "peak_rss_mb": _peak_rss_mb(),
                 "device": str(jax.devices()[0].platform),
                 "num_devices": sharding.mesh.size,
+                "rasterizer": resolve_backend("auto"),
             })
     return results

@@ -1,12 +1,12 @@
 """The CPU visibility kernel: `native_visibility.cc` built on first use and called as an XLA FFI custom call.
 
-The pure-JAX visibility pass (`rasterize._nearest_batched`) is the rasterizer's reference; on XLA:CPU it
+The pure-JAX visibility pass (`rasterize._visible_triangles`) is the rasterizer's reference; on XLA:CPU it
 costs about a millisecond per 150 x 150 face crop, more than a third of a render. This module compiles the
 same computation as a C++ loop (`native_visibility.cc`, same float32 operations in the same order) with the
 system's C++ compiler against jaxlib's FFI headers, once per source, jaxlib version and compiler, into a
 cache folder (`$SIMADV_JAX_CACHE`, default `~/.cache/simadv_jax`), and registers it as an XLA FFI target for
 the CPU platform. `rasterize(..., backend="native")` uses it; the default backend "auto" uses it on the CPU
-when it builds and the pure-JAX pass otherwise.
+when it builds and the pure-JAX pass otherwise (or always, with the environment variable SIMADV_JAX_NATIVE=0).
 
 Under `jax.vmap` the kernel receives the whole batch in one call (`vmap_method="broadcast_all"`).
 """
@@ -92,8 +92,9 @@ def load() -> None:
 
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """True when the kernel builds and loads here and JAX's default backend is the CPU (logs why not)."""
-    if jax.default_backend() != "cpu":
+    """True when JAX's default backend is the CPU, SIMADV_JAX_NATIVE is not "0", and the kernel builds and
+    loads here (logs why not)."""
+    if jax.default_backend() != "cpu" or os.environ.get("SIMADV_JAX_NATIVE", "1") == "0":
         return False
     try:
         load()
@@ -105,7 +106,7 @@ def available() -> bool:
 
 def nearest_triangles(x, y, z, in_front, height: int, width: int, cull_backfaces: bool) -> jax.Array:
     """Corner pixel x, y, NDC z (each (F, 3) float32), (F,) bool in front -> (H * W,) int32 nearest triangle
-    (-1: none); vmap-able (a batch is one call). Same result as `rasterize._nearest_batched`."""
+    (-1: none); vmap-able (a batch is one call). As `rasterize._visible_triangles`, up to depth-level near-ties."""
     load()
     call = jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct((height * width,), jnp.int32),
                             vmap_method="broadcast_all")

@@ -1,10 +1,11 @@
 // Nearest-triangle visibility on the CPU, as an XLA FFI custom call (`simadv_jax.render.native`).
 //
-// Computes exactly what `simadv_jax.render.rasterize._nearest_batched` computes, with the same float32
-// operations in the same order (built with -ffp-contract=off, so no fused multiply-adds): per pixel centre,
-// the triangle with the smallest key (depth quantized over the image's rasterized depth range) << id_bits | id
-// among the triangles whose closed interior holds the centre and whose depth there is in [-1, 1].
-// A plain loop over each triangle's bounding box replaces the vectorized work-item list.
+// Computes what `simadv_jax.render.rasterize._visible_triangles` computes, with the same float32 operations
+// (built with -ffp-contract=off, so no fused multiply-adds): per pixel centre, the triangle with the smallest
+// key (depth quantized over the image's rasterized depth range) << id_bits | id among the triangles whose
+// closed interior holds the centre and whose depth there is in [-1, 1]. A plain loop over each triangle's
+// bounding box replaces the vectorized work-item list. XLA may order or fuse its float operations
+// differently, so the two can disagree where two surfaces are within rounding of one depth level apart.
 
 #include <algorithm>
 #include <climits>

@@ -27,7 +27,9 @@ the depth quantized to 2^(31 - b) levels over the depth range of the rasterized 
 the high bits, the triangle id in the low bits, so two surfaces closer than one level along a pixel's ray
 (about a micrometre for a 20 cm deep head) are ordered by id. Barycentrics and depth are then recomputed exactly
 per pixel from the winning triangle, so they are differentiable with respect to the vertex positions (the
-triangle ids, i.e. silhouettes, are not).
+triangle ids, i.e. silhouettes, are not). On the CPU the visibility pass (triangle ids) runs by default as a
+compiled loop over each triangle's bounding box (`simadv_jax.render.native`, about 4x faster than the
+vectorized work-item loop here, which stays the reference and the fallback).
 """
 from __future__ import annotations
 
@@ -227,6 +229,18 @@ def barycentric_at_pixels(x, y, z, inv_w, triangle_id, height, width):
     return barycentrics, depth
 
 
+def resolve_backend(backend: str) -> str:
+    """The backend `rasterize` runs for `backend`: "auto" becomes "native" or "jax"; unknown names are a
+    ValueError."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        from simadv_jax.render import native
+
+        return "native" if native.available() else "jax"
+    return backend
+
+
 def rasterize(
     clip_vertices: jax.Array,
     faces: jax.Array,
@@ -244,9 +258,10 @@ def rasterize(
       cull_backfaces: static; drop triangles that are clockwise in NDC.
       backend: static "auto" (default: "native" when JAX runs on the CPU and the kernel builds, else "jax"),
         "jax" (pure JAX), "native" (the visibility pass as a compiled CPU kernel, see
-        `simadv_jax.render.native`; the same triangle ids, barycentrics and depth as "jax", which remain
-        pure JAX and differentiable) or "nvdiffrast" (CUDA; eager, see `simadv_jax.render.nvdiffrast_backend`).
-        "jax", "native" and "auto" are jit/vmap-able.
+        `simadv_jax.render.native`; the barycentrics and depth stay pure JAX and differentiable) or
+        "nvdiffrast" (CUDA; eager, see `simadv_jax.render.nvdiffrast_backend`). "jax", "native" and "auto"
+        are jit/vmap-able. "native" finds the same triangle ids as "jax" except where two surfaces are
+        within float rounding of one depth level apart (measured: under 1e-5 of the pixels of face crops).
     Returns:
       Raster with triangle_id (H, W), barycentrics (H, W, 3), depth (H, W).
     """
@@ -255,12 +270,7 @@ def rasterize(
         from simadv_jax.render import nvdiffrast_backend
 
         return nvdiffrast_backend.rasterize(clip_vertices, faces, (height, width), cull_backfaces=cull_backfaces)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        from simadv_jax.render import native
-
-        backend = "native" if native.available() else "jax"
+    backend = resolve_backend(backend)
     clip_vertices = jnp.asarray(clip_vertices, jnp.float32)
     faces = jnp.asarray(faces, jnp.int32)
     _check_inputs(clip_vertices, faces)

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
+from simadv_jax.render.rasterize import resolve_backend
+
 SPACE = "shape[0:5]=-2:2,texture[0:5]=-2:2,yaw=-1:1"
 
 
@@ -37,7 +39,8 @@ def _time_alternately(first_fn, first_args, second_fn, second_args, repeats: int
 
 def run(batches: Sequence[int] = (16, 64), recognizer: str = "dlib_resnet", repeats: int = 7) -> list[dict]:
     """Rows {"what", "recognizer", "batch", "runs", "samples_per_iteration", "images_per_step", "compile_s",
-    "step_s", "samples_per_s", "step_images_per_s", "recognizer_images_per_s", "ratio", "device", "devices"}."""
+    "step_s", "samples_per_s", "step_images_per_s", "recognizer_images_per_s", "ratio", "device", "devices",
+    "rasterizer"} (the visibility pass the renders used: "native" or "jax", see `render.rasterize`)."""
     from simadv_jax import search
     from simadv_jax.search.experiment import SearchConfig, build_setup
 
@@ -68,5 +71,6 @@ def run(batches: Sequence[int] = (16, 64), recognizer: str = "dlib_resnet", repe
             "samples_per_s": round(r * k / step_s, 2), "step_images_per_s": round(images / step_s, 2),
             "recognizer_images_per_s": round(images / embed_s, 2), "ratio": round(embed_s / step_s, 3),
             "device": str(jax.devices()[0].device_kind), "devices": len(jax.devices()),
+            "rasterizer": resolve_backend("auto"),
         })
     return rows
