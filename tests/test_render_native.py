@@ -132,7 +132,30 @@ print("COVERED", int((ids["auto"] >= 0).sum()), "SAME", bool((ids["auto"] == ids
     assert "AVAILABLE False" in out.stdout
     assert "native CPU rasterizer unavailable" in out.stderr  # the auto backend says why it fell back
     assert "COVERED 32 SAME True" in out.stdout  # the pure-JAX pass drew it: an eighth of the 16 x 16 pixels
-    assert not any(name.endswith(".so") for name in os.listdir(tmp_path / "cache"))  # no half-written library
+    assert os.listdir(tmp_path / "cache") == []  # no half-written library left behind
+
+
+def test_unwritable_cache_falls_back_and_a_corrupt_library_is_rebuilt(tmp_path):
+    script = """
+import os, sys
+from simadv_jax.render import native
+if sys.argv[1] == "corrupt":
+    path = native._library_path(native._compiler())
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "wb").write(b"not a library")
+print("AVAILABLE", native.available())
+"""
+    (tmp_path / "a_file").write_text("")
+    cases = {"unwritable": (str(tmp_path / "a_file" / "cache"), "AVAILABLE False"),
+             "corrupt": (str(tmp_path / "cache"), "AVAILABLE True")}
+    for case, (cache, expected) in cases.items():
+        env = dict(os.environ, SIMADV_JAX_CACHE=cache, JAX_PLATFORMS="cpu")
+        out = subprocess.run([sys.executable, "-c", script, case], capture_output=True, text=True, env=env,
+                             cwd=ROOT, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert expected in out.stdout, (case, out.stdout, out.stderr[-2000:])
+        if case == "unwritable":  # the warning names the folder it could not write
+            assert "native CPU rasterizer unavailable" in out.stderr and cache in out.stderr
 
 
 def test_environment_switch_selects_the_jax_pass():

@@ -59,34 +59,41 @@ def _library_path(compiler: str) -> str:
 
 
 def _build(compiler: str, path: str) -> None:
-    """Compiles SOURCE into `path` (written atomically); NativeUnavailable with the compiler's output."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    handle, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
-    os.close(handle)
-    command = [compiler, *FLAGS, "-I", jax.ffi.include_dir(), SOURCE, "-o", partial]
+    """Compiles SOURCE into `path` (written atomically, so concurrent builds are safe); NativeUnavailable
+    with the compiler's output or the file system's error."""
+    partial = None
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle, partial = tempfile.mkstemp(suffix=".so.partial", dir=os.path.dirname(path))
+        os.close(handle)
+        command = [compiler, *FLAGS, "-I", jax.ffi.include_dir(), SOURCE, "-o", partial]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
             raise NativeUnavailable(f"building {SOURCE} failed ({' '.join(command)}):\n{result.stderr[-2000:]}")
         os.replace(partial, path)
-    except OSError as error:
-        raise NativeUnavailable(f"building {SOURCE} failed: {error}") from error
+    except (OSError, subprocess.SubprocessError) as error:
+        raise NativeUnavailable(f"building {SOURCE} into {path} failed: {error}") from error
     finally:
-        if os.path.exists(partial):
+        if partial is not None and os.path.exists(partial):
             os.remove(partial)
 
 
 @functools.lru_cache(maxsize=1)
 def load() -> None:
-    """Builds (once per cache folder) and registers the kernel; raises NativeUnavailable naming the cause."""
+    """Builds (once per cache folder) and registers the kernel; raises NativeUnavailable naming the cause.
+    A cached library that does not load (e.g. truncated) is rebuilt once."""
     compiler = _compiler()
     path = _library_path(compiler)
     if not os.path.exists(path):
         _build(compiler, path)
     try:
         library = ctypes.cdll.LoadLibrary(path)
-    except OSError as error:
-        raise NativeUnavailable(f"loading {path} failed: {error}") from error
+    except OSError:
+        _build(compiler, path)
+        try:
+            library = ctypes.cdll.LoadLibrary(path)
+        except OSError as error:
+            raise NativeUnavailable(f"loading {path} failed: {error}") from error
     jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.SimadvVisibility), platform="cpu")
 
 

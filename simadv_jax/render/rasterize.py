@@ -238,6 +238,9 @@ def resolve_backend(backend: str) -> str:
         from simadv_jax.render import native
 
         return "native" if native.available() else "jax"
+    if backend == "native" and jax.default_backend() != "cpu":
+        raise ValueError(f"backend='native' runs on the CPU only; JAX's default backend is "
+                         f"{jax.default_backend()!r} (use 'auto', 'jax' or 'nvdiffrast')")
     return backend
 
 
