@@ -54,7 +54,8 @@ class Evaluation(NamedTuple):
     evaluate: `rho (B, n) -> EvalResult`, one jitted call (= `jax.jit(apply)` with `data` bound).
     apply: the pure `(data, rho) -> EvalResult`; jit callers that embed it in a larger step pass `data` as
       an argument, so weights and meshes are traced inputs rather than compile-time constants.
-    data: pytree (head, texture model, recognizer params, precomputed reference embedding or None).
+    data: pytree ((head, texture model) with their bases cut to the components the space moves, recognizer
+      params, precomputed reference embedding or None).
     threshold: the loss threshold (adversarial iff valid and loss < threshold).
     scenario: the scenario name; sign: +1 (genuine) or -1 (impostor), similarity = sign * loss.
     mesh: the 1-D "batch" device mesh the batch is sharded over; None on one device.

@@ -205,3 +205,21 @@ def test_texture_is_mean_plus_scaled_basis():
     coefficients = np.array([1.0, -0.5], np.float32)
     expected = texture_model.mean + texture_model.basis[..., 0] * 0.5 - texture_model.basis[..., 1] * 0.5
     np.testing.assert_allclose(flame.texture(texture_model, coefficients), np.clip(expected, 0, 1), atol=1e-6)
+
+
+def test_leading_components_give_the_same_head(model, jit_forward):
+    rng = np.random.default_rng(5)
+    shape, expression, pose, _ = _params(rng, model)
+    trimmed = model.leading_components(3, 2)
+    assert trimmed.shapedirs.shape[-1] == 3 and trimmed.exprdirs.shape[-1] == 2
+    assert trimmed.shapedirs.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(jit_forward(trimmed, shape[:3], expression[:2], pose).vertices,
+                               jit_forward(model, shape[:3], expression[:2], pose).vertices, atol=1e-6)
+    with pytest.raises(ValueError, match="shape"):  # the cut basis has only 3 components
+        flame.forward(trimmed, shape[:4], expression[:2], pose)
+    texture = flame.TextureModel(mean=rng.uniform(0, 1, (4, 5, 3)).astype(np.float32),
+                                 basis=rng.normal(0, 0.1, (4, 5, 3, 6)).astype(np.float32),
+                                 std=rng.uniform(0.5, 2, 6).astype(np.float32))
+    coefficients = rng.normal(size=2).astype(np.float32)
+    np.testing.assert_allclose(flame.texture(texture.leading_components(2), coefficients),
+                               flame.texture(texture, coefficients), atol=1e-6)
