@@ -3,7 +3,7 @@
 The pure-JAX visibility pass (`rasterize._visible_triangles`) is the rasterizer's reference; on XLA:CPU it
 costs about a millisecond per 150 x 150 face crop, more than a third of a render. This module compiles the
 same computation as a C++ loop (`native_visibility.cc`, same float32 operations in the same order) with the
-system's C++ compiler against jaxlib's FFI headers, once per source, jaxlib version and compiler, into a
+system's C++ compiler against jaxlib's FFI headers, once per source, jaxlib version, compiler and CPU, into a
 cache folder (`$SIMADV_JAX_CACHE`, default `~/.cache/simadv_jax`), and registers it as an XLA FFI target for
 the CPU platform. `rasterize(..., backend="native")` uses it; the default backend "auto" uses it on the CPU
 when it builds and the pure-JAX pass otherwise (or always, with the environment variable SIMADV_JAX_NATIVE=0).
@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -27,7 +28,8 @@ import numpy as np
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native_visibility.cc")
 TARGET = "simadv_visibility"
-# -ffp-contract=off: no fused multiply-adds, so the kernel rounds exactly like the pure-JAX pass.
+# -ffp-contract=off and no fast math: every float operation rounds as written in the source. -march=native: the
+# library is built for this CPU (the cache key includes the CPU's model and features).
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math")
 
 
@@ -36,6 +38,7 @@ class NativeUnavailable(RuntimeError):
 
 
 def cache_dir() -> str:
+    """Where built libraries are kept: $SIMADV_JAX_CACHE, else ~/.cache/simadv_jax."""
     return os.environ.get("SIMADV_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "simadv_jax")
 
 
@@ -46,14 +49,25 @@ def _compiler() -> str:
     return compiler
 
 
+def _cpu() -> str:
+    """The CPU's model name and feature flags (Linux), else the machine type: a library built with
+    -march=native must not be loaded on another CPU sharing the cache folder."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
 def _library_path(compiler: str) -> str:
-    """Cache path of the library for this source, jaxlib version, compiler and flags."""
+    """Cache path of the library for this source, jaxlib version, compiler, flags and CPU."""
     import jaxlib
 
     digest = hashlib.sha256()
     with open(SOURCE, "rb") as f:
         digest.update(f.read())
-    for part in (jaxlib.__version__, compiler, *FLAGS):
+    for part in (jaxlib.__version__, compiler, *FLAGS, _cpu()):
         digest.update(part.encode())
     return os.path.join(cache_dir(), f"native_visibility_{digest.hexdigest()[:16]}.so")
 
