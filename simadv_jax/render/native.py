@@ -1,7 +1,7 @@
 """The CPU visibility kernel: `native_visibility.cc` built on first use and called as an XLA FFI custom call.
 
 The pure-JAX visibility pass (`rasterize._visible_triangles`) is the rasterizer's reference; on XLA:CPU it
-costs about a millisecond per 150 x 150 face crop, more than a third of a render. This module compiles the
+costs 1-1.7 ms per 150 x 150 face crop on one core, a third or more of a render. This module compiles the
 same computation as a C++ loop (`native_visibility.cc`, same float32 operations in the same order) with the
 system's C++ compiler against jaxlib's FFI headers, once per source, jaxlib version, compiler and CPU, into a
 cache folder (`$SIMADV_JAX_CACHE`, default `~/.cache/simadv_jax`), and registers it as an XLA FFI target for
