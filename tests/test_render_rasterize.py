@@ -196,6 +196,8 @@ def test_vmap_matches_single_and_rejects_bad_shapes(raster_fn):
         rasterize(clips[0], faces, (0, 4))
     with pytest.raises(ValueError, match="backend"):
         rasterize(clips[0], faces, RES, backend="opengl")
+    with pytest.raises(ValueError, match="at most 1048575 triangles"):  # the visibility key's id bits
+        raster_fn(clips[0], np.zeros((2**20, 3), np.int32), resolution=RES)
 
 
 def test_barycentrics_differentiable_in_vertices(raster_fn):

@@ -82,6 +82,8 @@ def _check_inputs(clip_vertices: jax.Array, faces: jax.Array) -> None:
         raise ValueError(f"clip_vertices: expected shape (V, 4), got {clip_vertices.shape}")
     if faces.ndim != 2 or faces.shape[-1] != 3 or faces.shape[0] == 0:
         raise ValueError(f"faces: expected shape (F, 3) with F >= 1, got {faces.shape}")
+    if faces.shape[0] > 2 ** MAX_ID_BITS - 1:
+        raise ValueError(f"faces: at most {2 ** MAX_ID_BITS - 1} triangles are supported, got {faces.shape[0]}")
 
 
 def _screen(clip_vertices: jax.Array, faces: jax.Array, height: int, width: int):
@@ -150,9 +152,7 @@ def _visible_triangles(x, y, z, in_front, height, width, cull_backfaces) -> jax.
 
     # Visibility key: depth quantized over the depth range of the rasterized triangles in the high bits,
     # triangle id in the low bits; one scatter-min resolves the nearest fragment per pixel.
-    id_bits = max(1, int(num_faces).bit_length())
-    if id_bits > MAX_ID_BITS:
-        raise ValueError(f"faces: at most {2 ** MAX_ID_BITS - 1} triangles are supported, got {num_faces}")
+    id_bits = max(1, int(num_faces).bit_length())  # <= MAX_ID_BITS (`_check_inputs`)
     depth_levels = float(2 ** (31 - id_bits) - 1)
     used = (items > 0)[:, None]
     z_clipped = jnp.clip(z, -1.0, 1.0)
