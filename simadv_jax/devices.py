@@ -2,9 +2,9 @@
 
 XLA:CPU keeps a device's work mostly on one thread: on a 2-core machine the renderer ran 1.4x and dlib's ResNet
 1.5x faster with the batch split over two devices than on one (BUILD.md). So on a CPU, `configure` makes one JAX
-device per core and the evaluation shards its batch over them. With `num_hosts > 1` (or `JAX_COORDINATOR_ADDRESS` and a cluster JAX detects, e.g. Slurm or Open MPI)
-it starts `jax.distributed`, after which `jax.devices()` lists every host's devices; each process runs the
-same program and only process 0 writes files (`is_writer`).
+device per core and the evaluation shards its batch over them. With `num_hosts > 1` (or `JAX_COORDINATOR_ADDRESS`
+and a cluster JAX detects, e.g. Slurm or Open MPI) it starts `jax.distributed`, after which `jax.devices()` lists
+every host's devices; each process runs the same program and only process 0 writes files (`is_writer`).
 
 `configure` must run before JAX's first computation: launch commands call it first thing in `main`.
 """

@@ -108,6 +108,14 @@ def _geometry(model: FlameModel, params: ImageParams):
     return vertices, landmarks, look_at(eye, target)
 
 
+def _aligned_geometry(model: FlameModel, params: ImageParams, template: str, size: int):
+    """Posed (V, 3) vertices, (L, 3) landmarks and the Camera that puts the template landmarks onto
+    `template` in a `size` x `size` image."""
+    vertices, landmarks, view = _geometry(model, params)
+    camera = Camera(view, perspective_from_focal(params.focal_length * size, size))
+    return vertices, landmarks, align_camera(camera, landmarks, template, model.landmarks.layout)
+
+
 def _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks,
             check_finite=True) -> Image:
     albedo = flame.texture(texture_model, params.texture)
@@ -162,10 +170,7 @@ def render_image(
     """
     _check(model, texture_model)
     size = get_template(template).size if resolution is None else resolution
-    vertices, landmarks, view = _geometry(model, params)
-    focal = params.focal_length * size
-    camera = Camera(view, perspective_from_focal(focal, size))
-    camera = align_camera(camera, landmarks, template, model.landmarks.layout)
+    vertices, landmarks, camera = _aligned_geometry(model, params, template, size)
     return _render(model, texture_model, params, camera, size, supersample, background, vertices, landmarks,
                    check_finite)
 

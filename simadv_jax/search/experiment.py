@@ -306,7 +306,8 @@ def _prepare_directory(config: SearchConfig, output_dir: str, resume: bool, flag
         write_bytes_atomic(os.path.join(output_dir, CONFIG_FLAGS), flags_text.encode())
 
 
-def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str, progress=None) -> tuple[search.RunState, int, float]:
+def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
+                 progress=None) -> tuple[search.RunState, int, float]:
     """Runs (or resumes) one strategy to max_iterations or until every run is done.
 
     Returns (final RunState, completed iterations, seconds spent in this call's loop).
