@@ -30,7 +30,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from flame.model import FlameModel, LandmarkEmbedding, TextureModel, to_numpy
-from simadv_jax.report.files import write_bytes_atomic
+from flame.atomic import write_bytes_atomic
 
 FORMAT_NAME = "simadv-flame-npz"
 FORMAT_VERSION = 1

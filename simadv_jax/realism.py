@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from importlib.resources import files
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,60 +24,10 @@ import numpy as np
 
 from flame.model import FlameModel, TextureModel
 from simadv_jax import simulator
-from simadv_jax.params import ImageParams
 
 FRAMED_SIZE = 256  # detection renders, pixels
 FACE_WIDTH_PX = 115.0  # pixels spanned by simulator.FACE_WIDTH_M (0.15 m) at the landmarks' depth
-CAMERA_DISTANCE = 0.6  # metres from the landmarks' centroid
-FOCAL_LENGTH = 1.2  # focal length / image width for the aligned chips (the alignment rescales anyway)
-BACKGROUND = (0.45, 0.47, 0.5)  # detection background, RGB in [0, 1]
 DLIB_THRESHOLD = 0.6
-
-
-class Identities(NamedTuple):
-    """shape: (N, S) and albedo: (N, K) float32 coefficients in standard deviations."""
-
-    shape: np.ndarray
-    albedo: np.ndarray
-
-
-def sample_identities(rng: np.random.Generator, n: int, num_shape: int, num_albedo: int,
-                      distribution: str = "normal") -> Identities:
-    """N(0, 1) clipped to +-2 ("normal") or U(-2, 2) ("uniform") coefficients."""
-    if distribution == "normal":
-        draw = lambda k: rng.normal(size=(n, k)).clip(-2.0, 2.0)  # noqa: E731
-    elif distribution == "uniform":
-        draw = lambda k: rng.uniform(-2.0, 2.0, size=(n, k))  # noqa: E731
-    else:
-        raise ValueError(f"distribution: expected 'normal' or 'uniform', got {distribution!r}")
-    return Identities(draw(num_shape).astype(np.float32), draw(num_albedo).astype(np.float32))
-
-
-class Lighting(NamedTuple):
-    """(N,) float32 each: the simulator's directional + ambient light (radians, unitless)."""
-
-    azimuth: np.ndarray
-    elevation: np.ndarray
-    intensity: np.ndarray
-    ambient: np.ndarray
-
-
-def random_lighting(rng: np.random.Generator, n: int) -> Lighting:
-    """Plausible random light: from within 45 deg of the camera sideways, -10..35 deg elevation, directional
-    intensity 0.2-0.6 over an ambient 0.45-0.75 (irradiance ~0.7-1.3 on the lit side)."""
-    return Lighting(*(np.asarray(a, np.float32) for a in (
-        rng.uniform(-np.pi / 4, np.pi / 4, n), rng.uniform(np.deg2rad(-10), np.deg2rad(35), n),
-        rng.uniform(0.2, 0.6, n), rng.uniform(0.45, 0.75, n))))
-
-
-def image_params(model: FlameModel, shape, albedo, yaw, pitch, light: Lighting) -> ImageParams:
-    """Unbatched ImageParams of a neutral face (no expression, roll or jaw) at this module's camera:
-    shape (S,), albedo (K,) in std units, yaw/pitch in radians, light: a Lighting of scalars."""
-    zero = jnp.zeros((), jnp.float32)
-    return ImageParams(shape=shape, texture=albedo, expression=jnp.zeros(model.num_expression), yaw=yaw,
-                       pitch=pitch, roll=zero, jaw=zero, light_azimuth=light.azimuth,
-                       light_elevation=light.elevation, light_intensity=light.intensity, ambient=light.ambient,
-                       camera_distance=zero + CAMERA_DISTANCE, focal_length=zero + FOCAL_LENGTH)
 
 
 def make_renderer(model: FlameModel, texture_model: TextureModel, aligned: bool) -> Callable:
@@ -87,24 +37,24 @@ def make_renderer(model: FlameModel, texture_model: TextureModel, aligned: bool)
     model, texture_model = jax.tree.map(jnp.asarray, (model, texture_model))
 
     def render(shape, albedo, yaw, light):
-        params = image_params(model, shape, albedo, yaw, jnp.zeros((), jnp.float32), light)
+        params = simulator.neutral_params(model, shape, albedo, yaw, jnp.zeros((), jnp.float32), light)
         if aligned:
             return simulator.render_image(model, texture_model, params, template="dlib150", supersample=2,
-                                          background=BACKGROUND).image
+                                          background=simulator.STUDY_BACKGROUND).image
         return simulator.render_framed(model, texture_model, params, resolution=FRAMED_SIZE,
-                                       face_width_px=FACE_WIDTH_PX, supersample=2, background=BACKGROUND).image
+                                       face_width_px=FACE_WIDTH_PX, supersample=2, background=simulator.STUDY_BACKGROUND).image
 
     return jax.jit(jax.vmap(render))
 
 
-def render_batches(renderer: Callable, identities: Identities, yaw, light: Lighting, batch: int = 8) -> np.ndarray:
+def render_batches(renderer: Callable, identities: simulator.Identities, yaw, light: simulator.Lighting, batch: int = 8) -> np.ndarray:
     """(N, H, W, 3) uint8 renders, `batch` at a time (the last batch is padded to keep one compiled shape)."""
     n = len(identities.shape)
     yaw = np.broadcast_to(np.asarray(yaw, np.float32), (n,))
     out = []
     for start in range(0, n, batch):
         idx = np.minimum(np.arange(start, start + batch), n - 1)
-        images = renderer(identities.shape[idx], identities.albedo[idx], yaw[idx], Lighting(*(a[idx] for a in light)))
+        images = renderer(identities.shape[idx], identities.albedo[idx], yaw[idx], simulator.Lighting(*(a[idx] for a in light)))
         out.append(np.rint(np.asarray(images)[: min(batch, n - start)] * 255.0).astype(np.uint8))
     return np.concatenate(out)
 
@@ -160,12 +110,12 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
         raise ValueError(f"recognizer: the protocol uses dlib's recognizer, got {recognizer.name!r}")
     rng = np.random.default_rng(seed)
     n = num_identities
-    ids = sample_identities(rng, n, model.num_shape, texture_model.num_components)
+    ids = simulator.sample_identities(rng, n, model.num_shape, texture_model.num_components)
     framed = make_renderer(model, texture_model, aligned=False)
     aligned = make_renderer(model, texture_model, aligned=True)
     yaw45 = np.deg2rad(45.0) * rng.choice([-1.0, 1.0], n)
     yaw30 = np.deg2rad(30.0) * rng.choice([-1.0, 1.0], n)
-    light_a, light_b = random_lighting(rng, n), random_lighting(rng, n)
+    light_a, light_b = simulator.random_lighting(rng, n), simulator.random_lighting(rng, n)
     renders = {}
     log("rendering detection images")
     renders["frontal"] = render_batches(framed, ids, 0.0, light_a)
@@ -179,10 +129,10 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
     dist = distances(recognizer, chips_frontal, chips_yaw30)
     same, different = np.diag(dist), dist[~np.eye(n, dtype=bool)]
 
-    paper = sample_identities(rng, n, model.num_shape, texture_model.num_components, "uniform")
-    paper = Identities(paper.shape * (np.arange(model.num_shape) < 15),
+    paper = simulator.sample_identities(rng, n, model.num_shape, texture_model.num_components, "uniform")
+    paper = simulator.Identities(paper.shape * (np.arange(model.num_shape) < 15),
                        paper.albedo * (np.arange(texture_model.num_components) < 15))
-    light_c, light_d = random_lighting(rng, n), random_lighting(rng, n)
+    light_c, light_d = simulator.random_lighting(rng, n), simulator.random_lighting(rng, n)
     profile_yaw = np.deg2rad(90.0) * rng.choice([-1.0, 1.0], n)
     paper_frontal = render_batches(aligned, paper, 0.0, light_c)
     paper_profile = render_batches(aligned, paper, profile_yaw, light_d)

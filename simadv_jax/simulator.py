@@ -24,6 +24,7 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import flame
 from flame.lbs import small_matmul
@@ -33,6 +34,11 @@ from simadv_jax.render import Camera, align_camera, get_template, look_at, persp
 from simadv_jax.render.shade import SH_CONSTANTS
 
 DEFAULT_BACKGROUND = (0.5, 0.5, 0.5)
+# The camera and background of studies that sample scenes (realism, synthetic training): a head 0.6 m away,
+# focal length 1.2 x image width (aligned crops rescale anyway), a grey-blue background.
+STUDY_CAMERA_DISTANCE = 0.6
+STUDY_FOCAL_LENGTH = 1.2
+STUDY_BACKGROUND = (0.45, 0.47, 0.5)
 # render_framed: pixels per metre are face_width_px / FACE_WIDTH_M at the landmarks' depth.
 FACE_WIDTH_M = 0.15
 
@@ -108,9 +114,12 @@ def _geometry(model: FlameModel, params: ImageParams):
     return vertices, landmarks, look_at(eye, target)
 
 
-def _aligned_geometry(model: FlameModel, params: ImageParams, template: str, size: int):
-    """Posed (V, 3) vertices, (L, 3) landmarks and the Camera that puts the template landmarks onto
-    `template` in a `size` x `size` image."""
+def aligned_geometry(model: FlameModel, params: ImageParams, template: str, size: int):
+    """The geometry of one aligned render (pure; vmap over `params`).
+
+    Returns (vertices (V, 3) posed and rotated, metres; landmarks (L, 3); the Camera whose projection puts the
+    5 template landmarks onto `template` in a `size` x `size` image).
+    """
     vertices, landmarks, view = _geometry(model, params)
     camera = Camera(view, perspective_from_focal(params.focal_length * size, size))
     return vertices, landmarks, align_camera(camera, landmarks, template, model.landmarks.layout)
@@ -170,7 +179,7 @@ def render_image(
     """
     _check(model, texture_model)
     size = get_template(template).size if resolution is None else resolution
-    vertices, landmarks, camera = _aligned_geometry(model, params, template, size)
+    vertices, landmarks, camera = aligned_geometry(model, params, template, size)
     return _render(model, texture_model, params, camera, size, supersample, background, vertices, landmarks,
                    check_finite)
 
@@ -218,3 +227,52 @@ def render_pair(
                             supersample=supersample, background=background)
 
     return one(scene.reference), one(scene.probe)
+
+
+# ---- scene sampling for studies (realism, synthetic training) ---------------------------------------------
+
+
+class Identities(NamedTuple):
+    """shape: (N, S) and albedo: (N, K) float32 coefficients in standard deviations."""
+
+    shape: np.ndarray
+    albedo: np.ndarray
+
+
+def sample_identities(rng: np.random.Generator, n: int, num_shape: int, num_albedo: int,
+                      distribution: str = "normal") -> Identities:
+    """N(0, 1) clipped to +-2 ("normal") or U(-2, 2) ("uniform") coefficients."""
+    if distribution == "normal":
+        draw = lambda k: rng.normal(size=(n, k)).clip(-2.0, 2.0)  # noqa: E731
+    elif distribution == "uniform":
+        draw = lambda k: rng.uniform(-2.0, 2.0, size=(n, k))  # noqa: E731
+    else:
+        raise ValueError(f"distribution: expected 'normal' or 'uniform', got {distribution!r}")
+    return Identities(draw(num_shape).astype(np.float32), draw(num_albedo).astype(np.float32))
+
+
+class Lighting(NamedTuple):
+    """(N,) float32 each: the simulator's directional + ambient light (radians, unitless)."""
+
+    azimuth: np.ndarray
+    elevation: np.ndarray
+    intensity: np.ndarray
+    ambient: np.ndarray
+
+
+def random_lighting(rng: np.random.Generator, n: int) -> Lighting:
+    """Plausible random light: from within 45 deg of the camera sideways, -10..35 deg elevation, directional
+    intensity 0.2-0.6 over an ambient 0.45-0.75 (irradiance ~0.7-1.3 on the lit side)."""
+    return Lighting(*(np.asarray(a, np.float32) for a in (
+        rng.uniform(-np.pi / 4, np.pi / 4, n), rng.uniform(np.deg2rad(-10), np.deg2rad(35), n),
+        rng.uniform(0.2, 0.6, n), rng.uniform(0.45, 0.75, n))))
+
+
+def neutral_params(model: FlameModel, shape, albedo, yaw, pitch, light: Lighting) -> ImageParams:
+    """Unbatched ImageParams of a neutral face (no expression, roll or jaw) at the study camera:
+    shape (S,), albedo (K,) in std units, yaw/pitch in radians, light: a Lighting of scalars."""
+    zero = jnp.zeros((), jnp.float32)
+    return ImageParams(shape=shape, texture=albedo, expression=jnp.zeros(model.num_expression), yaw=yaw,
+                       pitch=pitch, roll=zero, jaw=zero, light_azimuth=light.azimuth,
+                       light_elevation=light.elevation, light_intensity=light.intensity, ambient=light.ambient,
+                       camera_distance=zero + STUDY_CAMERA_DISTANCE, focal_length=zero + STUDY_FOCAL_LENGTH)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import flame
-from simadv_jax import realism
+from simadv_jax import realism, simulator
 
 
 def test_roc_auc_matches_pair_counting():
@@ -19,15 +19,15 @@ def test_roc_auc_matches_pair_counting():
 
 def test_identities_and_lighting_are_in_range():
     rng = np.random.default_rng(1)
-    normal = realism.sample_identities(rng, 500, 7, 5)
-    uniform = realism.sample_identities(rng, 500, 7, 5, "uniform")
+    normal = simulator.sample_identities(rng, 500, 7, 5)
+    uniform = simulator.sample_identities(rng, 500, 7, 5, "uniform")
     for ids in (normal, uniform):
         assert ids.shape.shape == (500, 7) and ids.albedo.shape == (500, 5)
         assert np.abs(ids.shape).max() <= 2.0 and np.abs(ids.albedo).max() <= 2.0
     assert 0.7 < normal.shape.std() < 1.0 and 1.0 < uniform.shape.std() < 1.3  # clipped N(0,1) vs U(-2,2)
     with pytest.raises(ValueError, match="distribution"):
-        realism.sample_identities(rng, 2, 1, 1, "cauchy")
-    light = realism.random_lighting(rng, 100)
+        simulator.sample_identities(rng, 2, 1, 1, "cauchy")
+    light = simulator.random_lighting(rng, 100)
     assert np.abs(light.azimuth).max() <= np.pi / 4 and light.ambient.min() >= 0.45
 
 
@@ -37,9 +37,9 @@ def test_detector_finds_most_embedded_heads_frontal():
     model, texture = flame.embedded_model(), flame.embedded_texture()
     rng = np.random.default_rng(3)
     n = 10
-    ids = realism.sample_identities(rng, n, model.num_shape, texture.num_components)
+    ids = simulator.sample_identities(rng, n, model.num_shape, texture.num_components)
     images = realism.render_batches(realism.make_renderer(model, texture, aligned=False), ids, 0.0,
-                                    realism.random_lighting(rng, n), batch=n)
+                                    simulator.random_lighting(rng, n), batch=n)
     assert images.shape == (n, realism.FRAMED_SIZE, realism.FRAMED_SIZE, 3) and images.dtype == np.uint8
     counts = realism.count_faces(images)
     assert np.sum(counts == 1) >= 8, counts

@@ -37,7 +37,7 @@ def _head_corners(yaws, size=150):
                              num_expression=model.num_expression)
 
     def one(params):
-        vertices, _, camera = simulator._aligned_geometry(model, params, "dlib150", size)
+        vertices, _, camera = simulator.aligned_geometry(model, params, "dlib150", size)
         x, y, z, _, in_front = raster._screen(camera.to_clip(vertices), jnp.asarray(model.faces), size, size)
         return x, y, z, in_front
 

@@ -3,7 +3,7 @@
 Identity c in [0, num_classes) is a fixed draw of shape and albedo coefficients, N(0, 1) clipped to +-2 sigma,
 from numpy's default_rng(identity_seed). Each training image of step t draws, from default_rng((seed, t)), its
 label uniformly and its pose and light: yaw in [-1, 1], pitch in [-1/4, 1/4] (the paper's units, 1 = pi/2) and
-the realism report's plausible random lighting. Attribute filters ("yaw>-0.5", "pitch<0") restrict the pose the
+the simulator's plausible random lighting for studies. Attribute filters ("yaw>-0.5", "pitch<0") restrict the pose the
 way they restrict a folder's images (data.AttributeFilter), e.g. the paper's NYF/PYF training sets. Images are
 rendered straight into the aligned crop of `template` at `image_size`, so a step's batch depends only on
 (seed, step) and resumed runs see exactly the same data.
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flame.model import FlameModel, TextureModel
-from simadv_jax import realism, simulator
+from simadv_jax import simulator
 from simadv_jax.recognizers.data import AttributeFilter, Batch
 
 ATTRIBUTE_RANGES = {"yaw": (-1.0, 1.0), "pitch": (-0.25, 0.25)}  # paper units (1 = pi/2 rad)
@@ -52,14 +52,14 @@ class SyntheticSource:
         self._check_satisfiable()
         self.num_classes = num_classes
         rng = np.random.default_rng(identity_seed)
-        self.identities = realism.sample_identities(rng, num_classes, min(num_shape, model.num_shape),
+        self.identities = simulator.sample_identities(rng, num_classes, min(num_shape, model.num_shape),
                                                     min(num_texture, texture_model.num_components))
         model, texture_model = jax.tree.map(jnp.asarray, (model, texture_model))
 
         def render(shape, texture, yaw, pitch, light):
-            params = realism.image_params(model, shape, texture, yaw, pitch, light)
+            params = simulator.neutral_params(model, shape, texture, yaw, pitch, light)
             return simulator.render_image(model, texture_model, params, template=template, resolution=image_size,
-                                          supersample=supersample, background=realism.BACKGROUND).image
+                                          supersample=supersample, background=simulator.STUDY_BACKGROUND).image
 
         self._render = jax.jit(jax.vmap(render))
 
@@ -95,7 +95,7 @@ class SyntheticSource:
         rng = np.random.default_rng((seed, step))
         labels = rng.integers(0, self.num_classes, batch_size).astype(np.int32)
         yaw, pitch = self._attribute(rng, "yaw", batch_size), self._attribute(rng, "pitch", batch_size)
-        return {"label": labels, "yaw": yaw, "pitch": pitch, "light": realism.random_lighting(rng, batch_size)}
+        return {"label": labels, "yaw": yaw, "pitch": pitch, "light": simulator.random_lighting(rng, batch_size)}
 
     def batches(self, batch_size: int, seed: int, start_step: int) -> Iterator[Batch]:
         step = start_step

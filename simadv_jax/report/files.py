@@ -3,25 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Iterator
 
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Writes `data` to `path` via a temporary file in the same folder and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from flame.atomic import write_bytes_atomic
 
 
 def write_json_atomic(path: str, payload: Any) -> None:
