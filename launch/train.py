@@ -1,16 +1,16 @@
 """Trains a face backbone with a margin head: `python -m launch.train --flagfile=launch/configs/train_tiny.flags`.
 
-Every field of simadv_jax.recognizers.training.TrainConfig is a flag of the same name (tuples are comma
-lists, --backbone_options is a JSON object such as {"stage_widths": [8, 16, 16, 32]}); see that class for meanings.
+Every field of simadv_jax.training.config.TrainConfig is a flag of the same name (tuples are comma lists,
+--backbone_options is a JSON object such as {"stage_widths": [8, 16, 16, 32]}); see that class for meanings.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from absl import app, flags, logging
 
-from simadv_jax.recognizers.training import TrainConfig, train_and_evaluate
+from simadv_jax.training.config import TrainConfig
+from simadv_jax.training.loop import train_and_evaluate
 
 _DEFAULTS = TrainConfig()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics.jsonl, config.json).")
@@ -40,29 +40,6 @@ def _define_config_flags() -> None:
 _define_config_flags()
 
 
-def config_from_flags() -> TrainConfig:
-    """TrainConfig from the parsed flags (ValueError naming the flag on a bad value)."""
-    values = {}
-    for field in dataclasses.fields(TrainConfig):
-        value = flags.FLAGS[field.name].value
-        if field.name == "backbone_options":
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"--backbone_options: not JSON: {e}") from e
-            if not isinstance(value, dict):
-                raise ValueError("--backbone_options: expected a JSON object")
-        elif field.name == "lr_boundaries":
-            try:
-                value = tuple(int(v) for v in value)
-            except ValueError as e:
-                raise ValueError(f"--lr_boundaries: expected integers, got {value}") from e
-        elif isinstance(value, list):
-            value = tuple(value)
-        values[field.name] = value
-    return TrainConfig(**values)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -71,11 +48,7 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
     try:
-        config = config_from_flags()
-        # validate the backbone options now rather than after loading the data
-        from simadv_jax.recognizers import zoo
-
-        zoo.create(config.backbone, **config.backbone_options)
+        config = TrainConfig.from_flags({f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)})
         train_and_evaluate(config, _WORKDIR.value, resume=_RESUME.value)
     except ValueError as e:
         raise app.UsageError(str(e)) from e

@@ -1,4 +1,5 @@
 """IR-ResNet (+SE/CBAM) and MobileFaceNet: parameter counts against their definitions, shapes, attention blocks."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,7 +79,7 @@ def test_full_size_output_shapes():
         out = jax.eval_shape(
             lambda: model.init_with_output(jax.random.key(0), jnp.zeros((2, 112, 112, 3)))[0]
         )
-        assert out.shape == (2, 512 if name != "mobilefacenet" else 128)
+        chex.assert_shape(out, (2, 512 if name != "mobilefacenet" else 128))
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,14 @@ def test_tiny_forward_train_and_eval(name, tiny_images):
     variables = model.init(jax.random.key(0), tiny_images)  # eager: op compilations are shared across tests
     dim = TINY_MFN["embedding_dim"] if name == "mobilefacenet" else TINY_IR["embedding_dim"]
     out = model.apply(variables, tiny_images)
-    assert out.shape == (3, dim) and out.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(out)))
-    np.testing.assert_array_equal(out, model.apply(variables, tiny_images))  # eval: deterministic
+    chex.assert_shape(out, (3, dim))
+    chex.assert_type(out, jnp.float32)
+    chex.assert_tree_all_finite(out)
+    chex.assert_trees_all_equal(out, model.apply(variables, tiny_images))  # eval: deterministic
     train_out, updates = model.apply(
         variables, tiny_images, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"]
     )
-    assert train_out.shape == (3, dim)
+    chex.assert_shape(train_out, (3, dim))
     assert not np.allclose(out, train_out)  # batch statistics (and dropout) instead of running averages
     batch_stats = updates["batch_stats"]
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"], batch_stats)

@@ -1,12 +1,15 @@
-"""ArcFace / CosFace margin heads against logits computed by hand."""
+"""ArcFace / CosFace margin heads against logits computed by hand, jitted and not."""
+import functools
 import math
+
+import chex
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simadv_jax.recognizers.heads import MarginHead, arcface_logits, cosface_logits
+from simadv_jax.training.heads import MarginHead, arcface_logits, cosface_logits
 
 COSINE = np.array([[0.8, 0.3, -0.2], [0.1, -0.95, 0.6], [-0.3, 0.0, 0.9]], np.float32)
 LABELS = np.array([0, 1, 0], np.int32)  # row 1: theta = acos(-0.95) = 2.82 rad, theta + 0.5 > pi
@@ -27,28 +30,46 @@ def arcface_by_hand(cosine, labels, s, m, easy=False):
     return out
 
 
-def test_arcface_logits_with_wraparound():
-    logits = arcface_logits(jnp.asarray(COSINE), jnp.asarray(LABELS))
-    expected = arcface_by_hand(COSINE, LABELS, 64.0, 0.5)
-    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-4)
-    # the wrap-around row: s * (cos - sin(pi - m) m), not s * cos(theta + m) (which would *raise* the logit)
-    assert float(logits[1, 1]) == pytest.approx(64 * (-0.95 - math.sin(math.pi - 0.5) * 0.5), rel=1e-5)
-    assert 64 * math.cos(math.acos(-0.95) + 0.5) > float(logits[1, 1])
-    # non-target entries are s * cos
-    np.testing.assert_allclose(logits[0, 1:], 64 * COSINE[0, 1:], rtol=1e-6)
+class MarginLogitsTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_arcface_logits_with_wraparound(self):
+        logits = self.variant(arcface_logits)(jnp.asarray(COSINE), jnp.asarray(LABELS))
+        chex.assert_shape(logits, COSINE.shape)
+        expected = arcface_by_hand(COSINE, LABELS, 64.0, 0.5)
+        np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-4)
+        # the wrap-around row: s * (cos - sin(pi - m) m), not s * cos(theta + m) (which would *raise* the logit)
+        assert float(logits[1, 1]) == pytest.approx(64 * (-0.95 - math.sin(math.pi - 0.5) * 0.5), rel=1e-5)
+        assert 64 * math.cos(math.acos(-0.95) + 0.5) > float(logits[1, 1])
+        # non-target entries are s * cos
+        np.testing.assert_allclose(logits[0, 1:], 64 * COSINE[0, 1:], rtol=1e-6)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_arcface_easy_margin_and_custom_values(self):
+        easy = functools.partial(arcface_logits, scale=32.0, margin=0.3, easy_margin=True)
+        logits = self.variant(easy)(jnp.asarray(COSINE), jnp.asarray(LABELS))
+        np.testing.assert_allclose(logits, arcface_by_hand(COSINE, LABELS, 32.0, 0.3, easy=True), rtol=1e-5,
+                                   atol=1e-4)
+        assert float(logits[1, 1]) == pytest.approx(32 * -0.95)  # cos <= 0: no margin
 
-def test_arcface_easy_margin_and_custom_values():
-    logits = arcface_logits(jnp.asarray(COSINE), jnp.asarray(LABELS), scale=32.0, margin=0.3, easy_margin=True)
-    np.testing.assert_allclose(logits, arcface_by_hand(COSINE, LABELS, 32.0, 0.3, easy=True), rtol=1e-5, atol=1e-4)
-    assert float(logits[1, 1]) == pytest.approx(32 * -0.95)  # cos <= 0: no margin
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_cosface_logits(self):
+        logits = self.variant(cosface_logits)(jnp.asarray(COSINE), jnp.asarray(LABELS))
+        chex.assert_shape(logits, COSINE.shape)
+        expected = 64.0 * COSINE.astype(np.float64)
+        expected[np.arange(3), LABELS] -= 64.0 * 0.35
+        np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-4)
 
-
-def test_cosface_logits():
-    logits = cosface_logits(jnp.asarray(COSINE), jnp.asarray(LABELS))
-    expected = 64.0 * COSINE.astype(np.float64)
-    expected[np.arange(3), LABELS] -= 64.0 * 0.35
-    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-4)
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_margin_head_apply(self):
+        rng = np.random.default_rng(1)
+        embeddings = rng.normal(size=(3, 5)).astype(np.float32)
+        kernel = rng.normal(size=(4, 5)).astype(np.float32)
+        labels = np.array([3, 0, 2], np.int32)
+        head = MarginHead(4)
+        logits, cosine = self.variant(head.apply)({"params": {"kernel": kernel}}, embeddings, labels)
+        chex.assert_shape([logits, cosine], (3, 4))
+        np.testing.assert_allclose(logits, arcface_by_hand(np.asarray(cosine), labels, 64.0, 0.5), rtol=1e-5,
+                                   atol=1e-4)
 
 
 def test_arcface_gradient_is_finite_at_cos_one():

@@ -1,13 +1,13 @@
-"""Training on synthetic identities rendered by the simulator (recognizers.synthetic.SyntheticSource)."""
+"""Training on synthetic identities rendered by the simulator (training.synthetic.SyntheticSource)."""
 import dataclasses
 
 import numpy as np
 import pytest
 
 import flame
-from simadv_jax.recognizers.data import AttributeFilter
-from simadv_jax.recognizers.synthetic import SyntheticSource
-from simadv_jax.recognizers.training import read_metrics, train_and_evaluate
+from simadv_jax.training.data import AttributeFilter
+from simadv_jax.training.loop import read_metrics, train_and_evaluate
+from simadv_jax.training.synthetic import SyntheticSource
 from test_training import TINY
 
 SIZE = 24

@@ -1,21 +1,27 @@
-"""Tiny end-to-end training: loss decreases, exact resume, checkpoints -> Recognizer, data folders, CLI errors."""
+"""Tiny end-to-end training: loss decreases, exact resume, checkpoints -> Recognizer, data folders, CLI errors;
+the pure train step jitted and not; recognizers/ never imports the training package."""
+import ast
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
-from simadv_jax.recognizers import load, zoo
-from simadv_jax.recognizers.data import ArraySource, AttributeFilter, ImageFolder, step_indices
-from simadv_jax.recognizers.training import TrainConfig, read_metrics, train_and_evaluate
+from simadv_jax.recognizers import checkpoints, load, zoo
+from simadv_jax.training.config import TrainConfig, learning_rate_schedule
+from simadv_jax.training.data import ArraySource, AttributeFilter, ImageFolder, step_indices
+from simadv_jax.training.loop import read_metrics, train_and_evaluate
+from simadv_jax.training.step import init_state, make_train_step, train_step_function
+from simadv_jax.training.verification import save_threshold
+from subprocesses import ROOT, last_line, run_module, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The layers above recognizers/ (ARCHITECTURE.md, "Layering"): it imports none of them, not even lazily.
+UPPER_LAYERS = ("simadv_jax.training", "simadv_jax.search", "simadv_jax.evaluate", "simadv_jax.realism")
 TINY = TrainConfig(
     backbone="ir_cbam50",
     backbone_options={"stage_widths": (8, 16), "stage_units": (1, 1), "stem_width": 8, "embedding_dim": 16,
@@ -67,8 +73,8 @@ def test_resume_is_exact(straight_run, tmp_path):
     half = str(tmp_path / "half")
     train_and_evaluate(dataclasses.replace(TINY, num_steps=6), half, source=tiny_source())
     resumed = train_and_evaluate(TINY, half, resume=True, source=tiny_source())
-    jax.tree.map(np.testing.assert_array_equal, resumed.params, straight.params)
-    jax.tree.map(np.testing.assert_array_equal, resumed.batch_stats, straight.batch_stats)
+    chex.assert_trees_all_equal(resumed.params, straight.params)
+    chex.assert_trees_all_equal(resumed.batch_stats, straight.batch_stats)
     strip = lambda rs: [{k: r[k] for k in ("step", "loss", "accuracy", "learning_rate")} for r in rs]  # noqa: E731
     assert strip(read_metrics(half)) == strip(read_metrics(workdir))
     events = [json.loads(line) for line in open(os.path.join(half, "metrics.jsonl")) if "event" in line]
@@ -108,9 +114,9 @@ def test_checkpoint_to_recognizer(straight_run, tmp_path):
     model = zoo.create("ir_cbam50", **TINY.backbone_options)
     expected = model.apply({"params": state.params["backbone"], "batch_stats": state.batch_stats}, images)
     np.testing.assert_allclose(embeddings, expected, rtol=1e-5, atol=1e-5)
-    zoo.save_threshold(workdir, {"threshold": 0.42})
+    save_threshold(workdir, {"threshold": 0.42})
     assert load(f"ir_cbam50:{workdir}").threshold == 0.42
-    os.remove(os.path.join(workdir, zoo.VERIFICATION_FILE))
+    os.remove(os.path.join(workdir, checkpoints.VERIFICATION_FILE))
 
     with pytest.raises(ValueError, match="holds a 'ir_cbam50' run"):
         load(f"ir50:{workdir}")
@@ -181,20 +187,16 @@ def test_image_folder_with_attribute_filters(tmp_path):
         ImageFolder(str(tmp_path / "missing"), 16)
 
 
-def run_cli(*args):
-    env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True)
-
-
 def test_launch_train_and_verify(tmp_path):
     make_folder(tmp_path / "faces", sizes=(40, 32))
     workdir = tmp_path / "run"
-    done = run_cli("launch.train", "--flagfile=launch/configs/train_tiny.flags", f"--data={tmp_path / 'faces'}",
-                   f"--workdir={workdir}", "--num_steps=2", "--batch_size=4", "--progress=false",
-                   "--backbone_options=" + json.dumps(TINY.backbone_options))  # smaller than the flagfile's: faster
+    done = run_module("launch.train", "--flagfile=launch/configs/train_tiny.flags", f"--data={tmp_path / 'faces'}",
+                      f"--workdir={workdir}", "--num_steps=2", "--batch_size=4", "--progress=false",
+                      "--backbone_options=" + json.dumps(TINY.backbone_options),  # smaller than the flagfile's
+                      timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(read_metrics(str(workdir))) == 2
-    bad = run_cli("launch.train", "--backbone=resnet18", f"--workdir={tmp_path / 'bad'}", "--data=x")
+    bad = run_module("launch.train", "--backbone=resnet18", f"--workdir={tmp_path / 'bad'}", "--data=x", timeout=120)
     assert bad.returncode != 0 and "--backbone: unknown 'resnet18'" in bad.stderr
     # verification of the tiny run on a 2-fold pairs file over the same folder (LFW naming via symlinks)
     lfw = tmp_path / "lfw"
@@ -205,12 +207,89 @@ def test_launch_train_and_verify(tmp_path):
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("2 1\na_id 1 2\na_id 1 b_id 1\nc_id 1 2\nb_id 2 c_id 1\n")
     out = tmp_path / "result.json"
-    verified = run_cli("launch.verify", f"--recognizer=ir_cbam50:{workdir}", f"--pairs={pairs}", f"--images={lfw}",
-                       "--flip=none", f"--output={out}", "--save_threshold")
+    spec = f"--recognizer=ir_cbam50:{workdir}"
+    verified = run_module("launch.verify", spec, f"--pairs={pairs}", f"--images={lfw}", "--flip=none",
+                          f"--output={out}", "--save_threshold", timeout=300)
     assert verified.returncode == 0, verified.stderr
-    flipped = run_cli("launch.verify", f"--recognizer=ir_cbam50:{workdir}", f"--pairs={pairs}", f"--images={lfw}",
-                      "--flip=sum", "--save_threshold")
+    assert "threshold saved to" in verified.stdout
+    flipped = run_module("launch.verify", spec, f"--pairs={pairs}", f"--images={lfw}", "--flip=sum",
+                         "--save_threshold", timeout=120)
     assert flipped.returncode != 0 and "--save_threshold needs --flip=none" in flipped.stderr
     result = json.loads(out.read_text())
     assert len(result["fold_accuracies"]) == 2 and 0 <= result["accuracy"] <= 1
     assert load(f"ir_cbam50:{workdir}").threshold == pytest.approx(result["threshold"])
+
+
+def test_config_from_flags():
+    flags = {"backbone_options": '{"stage_widths": [8, 16], "stage_units": [1, 1]}', "lr_boundaries": ["3", "7"],
+             "filters": ["yaw>0"]}
+    config = TrainConfig.from_flags(flags)
+    assert config.backbone_options == {"stage_widths": [8, 16], "stage_units": [1, 1]}
+    assert config.lr_boundaries == (3, 7) and config.filters == ("yaw>0",)
+    with pytest.raises(ValueError, match="--backbone_options: not JSON"):
+        TrainConfig.from_flags({**flags, "backbone_options": "{stage"})
+    with pytest.raises(ValueError, match="--backbone_options: expected a JSON object"):
+        TrainConfig.from_flags({**flags, "backbone_options": "[8]"})
+    with pytest.raises(ValueError, match="--lr_boundaries: expected integers"):
+        TrainConfig.from_flags({**flags, "lr_boundaries": ["x"]})
+    with pytest.raises(ValueError, match="unknown option"):
+        TrainConfig.from_flags({**flags, "backbone_options": '{"widths": [8]}'})
+
+
+def test_learning_rate_schedules():
+    step = learning_rate_schedule(TINY)
+    assert float(step(8)) == pytest.approx(0.02) and float(step(9)) == pytest.approx(0.002)
+    cosine = learning_rate_schedule(dataclasses.replace(TINY, schedule="cosine", warmup_steps=4))
+    assert float(cosine(0)) == 0.0 and float(cosine(4)) == pytest.approx(0.02)
+    assert float(cosine(12)) == pytest.approx(0.0, abs=1e-9)
+
+
+class TrainStepTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_pure_step_matches_the_compiled_one(self):
+        images, labels = next(tiny_source().batches(TINY.batch_size, TINY.seed, 0))
+        step = self.variant(train_step_function(TINY, 4))
+        state, metrics = step(init_state(TINY, 4), images, labels)
+        chex.assert_shape(list(metrics.values()), ())
+        chex.assert_tree_all_finite((state, metrics))
+        assert int(state.step) == 1 and float(metrics["learning_rate"]) == pytest.approx(0.02)
+        chex.assert_trees_all_equal((state, metrics), step(init_state(TINY, 4), images, labels))  # pure
+        compiled = make_train_step(TINY, 4)(init_state(TINY, 4), jnp.asarray(images), jnp.asarray(labels))
+        chex.assert_trees_all_close((state, metrics), compiled, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_round_trip(straight_run):
+    workdir, state = straight_run
+    restored = checkpoints.restore_backbone(workdir)
+    chex.assert_trees_all_equal(restored, {"params": state.params["backbone"], "batch_stats": state.batch_stats})
+    config = checkpoints.read_config(workdir)
+    assert config == json.loads(json.dumps(dataclasses.asdict(TINY)))
+
+
+def test_recognizer_needs_the_run_config_fields(tmp_path):
+    (tmp_path / "config.json").write_text('{"backbone": "ir50"}')
+    with pytest.raises(ValueError, match=r"not a training config \(no \['backbone_options', 'input_size'\]\)"):
+        load(f"ir50:{tmp_path}")
+
+
+def test_recognizers_import_nothing_from_the_layers_above():
+    folder = os.path.join(ROOT, "simadv_jax", "recognizers")
+    for file in sorted(f for f in os.listdir(folder) if f.endswith(".py")):
+        for node in ast.walk(ast.parse(open(os.path.join(folder, file)).read())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            upward = [n for n in names if any(n == u or n.startswith(u + ".") for u in UPPER_LAYERS)]
+            assert not upward, f"recognizers/{file}:{node.lineno} imports {upward}"
+
+
+def test_recognizer_loads_without_the_training_package(straight_run):
+    workdir, _ = straight_run
+    script = (
+        "import sys; from simadv_jax.recognizers import load; recognizer = load(sys.argv[1]);"
+        f" print(recognizer.input_size, sorted(m for m in sys.modules if m.startswith({UPPER_LAYERS!r})))"
+    )
+    assert last_line(run_script(script, f"ir_cbam50:{workdir}", timeout=120)) == "16 []"

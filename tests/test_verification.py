@@ -1,4 +1,5 @@
-"""LFW protocol: pairs parser, k-fold threshold selection with a known answer, flip-augmented embeddings."""
+"""LFW protocol: pairs parser, k-fold threshold selection with a known answer, flip-augmented embeddings, the run."""
+import json
 import os
 
 import jax.numpy as jnp
@@ -7,12 +8,17 @@ import pytest
 from PIL import Image
 
 from simadv_jax.recognizers.base import Recognizer
-from simadv_jax.recognizers.verification import (
+from simadv_jax.recognizers.checkpoints import VERIFICATION_FILE, read_threshold
+from simadv_jax.training.verification import (
+    Verification,
     best_threshold,
     embed_images,
     kfold_verification,
     pair_scores,
     parse_pairs,
+    save_threshold,
+    threshold_grid,
+    verify,
 )
 
 PAIRS = """2\t2
@@ -156,3 +162,41 @@ def test_pair_scores_reads_lfw_layout(tmp_path):
         pair_scores(recognizer, pairs, str(tmp_path / "lfw"))
     with pytest.raises(ValueError, match="--images"):
         pair_scores(recognizer, pairs, str(tmp_path / "nowhere"))
+
+
+def test_threshold_grid():
+    scores = np.array([0.2, -0.1, 0.35])
+    assert threshold_grid(scores, 0.0) is None
+    np.testing.assert_allclose(threshold_grid(scores, 0.1), [-0.1, 0.0, 0.1, 0.2, 0.3, 0.4], atol=1e-12)
+
+
+def test_save_threshold_round_trip(tmp_path):
+    assert read_threshold(str(tmp_path), 0.25) == 0.25  # not verified: the default
+    path = save_threshold(str(tmp_path), {"threshold": 0.42, "accuracy": 0.9})
+    assert path == os.path.join(str(tmp_path), VERIFICATION_FILE)
+    assert json.loads(open(path).read()) == {"threshold": 0.42, "accuracy": 0.9}
+    assert read_threshold(str(tmp_path), 0.25) == 0.42
+    assert os.listdir(tmp_path) == [VERIFICATION_FILE]  # no temporary file left behind
+
+
+def test_verification_summary_and_description():
+    result = kfold_verification(np.tile([0.7, 0.8, 0.2, 0.3], 2), np.tile([True, True, False, False], 2),
+                                np.repeat(np.arange(2), 4))
+    run = Verification("ir50:runs/x", "pairs.txt", "none", 8, 2, result)
+    assert run.summary() == {"recognizer": "ir50:runs/x", "pairs": "pairs.txt", "flip": "none", **result.summary()}
+    assert run.describe() == (
+        "ir50:runs/x: accuracy 100.00 +- 0.00 %, threshold 0.5000 +- 0.0000 (2 folds, 8 pairs, flip=none)"
+    )
+
+
+@pytest.mark.parametrize(
+    "spec,flip,message",
+    [
+        ("ir50:runs/x", "concat", "--save_threshold needs --flip=none"),
+        ("dlib_resnet", "none", "--recognizer=dlib_resnet: expected BACKBONE:WORKDIR"),
+        ("ir50", "none", "--recognizer=ir50: expected BACKBONE:WORKDIR"),
+    ],
+)
+def test_verify_checks_save_before_any_work(tmp_path, spec, flip, message):
+    with pytest.raises(ValueError, match=message):
+        verify(spec, str(tmp_path / "missing.txt"), str(tmp_path), flip=flip, save=True)

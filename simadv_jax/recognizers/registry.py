@@ -37,3 +37,15 @@ def load(spec: str) -> Recognizer:
     if name in zoo.BACKBONES:
         return _resolve(_BACKBONE_BUILDER)(name, argument or None)
     raise ValueError(f"--recognizer: unknown recognizer {spec!r}; known: {', '.join(names())}")
+
+
+def checkpoint_dir(spec: str) -> str:
+    """WORKDIR of a trained-backbone spec "BACKBONE:WORKDIR"; any other spec is a ValueError naming --recognizer."""
+    from simadv_jax.recognizers import zoo
+
+    name, _, workdir = spec.partition(":")
+    if name not in zoo.BACKBONES or not workdir:
+        raise ValueError(
+            f"--recognizer={spec}: expected BACKBONE:WORKDIR, a training run of one of {', '.join(zoo.BACKBONES)}"
+        )
+    return workdir

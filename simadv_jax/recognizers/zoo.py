@@ -1,18 +1,18 @@
 """The trainable Flax backbones by name, and Recognizers built from training checkpoints.
 
 `create("ir_cbam50", stage_widths=(8, 16, 16, 32))` gives the module (overrides for tiny test versions);
-`build("ir_cbam50", WORKDIR)` restores the newest checkpoint that `simadv_jax.recognizers.training` wrote into
-WORKDIR and returns a Recognizer (template "arcface112", metric cosine). The threshold is the one
-`launch.verify --save_threshold` stored in WORKDIR/verification.json, else DEFAULT_THRESHOLD.
+`build("ir_cbam50", WORKDIR)` restores the newest checkpoint of a training run directory (see checkpoints.py) and
+returns a Recognizer (template "arcface112", metric cosine). The threshold is the one `launch.verify
+--save_threshold` stored in WORKDIR/verification.json, else DEFAULT_THRESHOLD.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import flax.linen as nn
 
+from simadv_jax.recognizers import checkpoints
 from simadv_jax.recognizers.base import Recognizer
 from simadv_jax.recognizers.iresnet import UNITS, IResNet
 from simadv_jax.recognizers.mobilefacenet import MobileFaceNet
@@ -30,9 +30,6 @@ BACKBONES: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
 # Cosine threshold of an unverified checkpoint: the paper's T for ArcFace CBAM-ResNet50 (Ruiz et al., Table 2).
 DEFAULT_THRESHOLD = 0.298
 TEMPLATE = "arcface112"
-CONFIG_FILE = "config.json"
-VERIFICATION_FILE = "verification.json"
-CHECKPOINT_SUBDIR = "checkpoints"
 
 
 def _frozen(value: Any) -> Any:
@@ -54,28 +51,6 @@ def create(name: str, **overrides: Any) -> nn.Module:
     return cls(**{**defaults, **{k: _frozen(v) for k, v in overrides.items()}})
 
 
-def read_json(path: str, what: str) -> dict:
-    """Reads a JSON object from `path`; any failure is one ValueError naming the file."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{what}: cannot read {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{what}: {path} does not hold a JSON object")
-    return data
-
-
-def save_threshold(workdir: str, result: dict) -> str:
-    """Writes a verification result (with a "threshold" entry) to WORKDIR/verification.json atomically."""
-    path = os.path.join(workdir, VERIFICATION_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, path)
-    return path
-
-
 def build(name: str, checkpoint_dir: str | None) -> Recognizer:
     """Recognizer from the newest checkpoint of a training run.
 
@@ -85,23 +60,18 @@ def build(name: str, checkpoint_dir: str | None) -> Recognizer:
     Raises:
       ValueError naming the path when it is missing, not a training run, of another backbone, or unreadable.
     """
-    from simadv_jax.recognizers import training  # orbax is imported only when a checkpoint is loaded
-
     if not checkpoint_dir:
         raise ValueError(f"--recognizer={name}: a checkpoint is required, as {name}:WORKDIR")
     if not os.path.isdir(checkpoint_dir):
         raise ValueError(f"--recognizer={name}: checkpoint directory {checkpoint_dir} does not exist")
-    config = training.TrainConfig.from_dict(read_json(os.path.join(checkpoint_dir, CONFIG_FILE), "checkpoint"))
-    if config.backbone != name:
+    config = checkpoints.read_config(checkpoint_dir)
+    if config["backbone"] != name:
         raise ValueError(
-            f"--recognizer={name}: {checkpoint_dir} holds a {config.backbone!r} run, not {name!r}"
+            f"--recognizer={name}: {checkpoint_dir} holds a {config['backbone']!r} run, not {name!r}"
         )
-    model = create(name, **config.backbone_options)
-    variables = training.restore_backbone(checkpoint_dir)
-    threshold = DEFAULT_THRESHOLD
-    verification = os.path.join(checkpoint_dir, VERIFICATION_FILE)
-    if os.path.exists(verification):
-        threshold = float(read_json(verification, "verification result").get("threshold", DEFAULT_THRESHOLD))
+    model = create(name, **config["backbone_options"])
+    variables = checkpoints.restore_backbone(checkpoint_dir)
+    threshold = checkpoints.read_threshold(checkpoint_dir, DEFAULT_THRESHOLD)
 
     def apply_fn(params, images):
         return model.apply(params, images, train=False)
@@ -109,7 +79,7 @@ def build(name: str, checkpoint_dir: str | None) -> Recognizer:
     return Recognizer(
         params=variables,
         name=f"{name}:{checkpoint_dir}",
-        input_size=config.input_size,
+        input_size=int(config["input_size"]),
         template=TEMPLATE,
         apply_fn=apply_fn,
         metric="cosine",

@@ -2,8 +2,8 @@
 
 A BatchSource yields (images (B, S, S, 3) float32 RGB in [0, 1], labels (B,) int32) for training steps
 start_step, start_step + 1, ... and the batch of a step depends only on (seed, step), so a resumed run sees exactly
-the data it would have seen without the interruption. A simulator-backed source of synthetic identities fits by
-implementing the same two members (e.g. rendering the batch of step t from jax.random.fold_in(key(seed), t)).
+the data it would have seen without the interruption. The simulator-backed source of synthetic identities
+(synthetic.SyntheticSource) implements the same two members.
 
 Folder sources order their samples by a fresh permutation per epoch, drawn from numpy's default_rng((seed, epoch));
 the incomplete last batch of an epoch is dropped.

@@ -19,7 +19,7 @@ import numpy as np
 
 from flame.model import FlameModel, TextureModel
 from simadv_jax import simulator
-from simadv_jax.recognizers.data import AttributeFilter, Batch
+from simadv_jax.training.data import AttributeFilter, Batch
 
 ATTRIBUTE_RANGES = {"yaw": (-1.0, 1.0), "pitch": (-0.25, 0.25)}  # paper units (1 = pi/2 rad)
 _MAX_REDRAWS = 64

@@ -10,6 +10,10 @@ every distinct accuracy level is reached exactly by one candidate per gap betwee
 is exact, works for any score range (cosine or negative distance) and has no grid resolution. Pass `thresholds`
 for a fixed grid instead, e.g. Face_Pytorch's np.arange(-1, 1, 1e-4) for cosine scores. Ties: the mean of all
 candidates with the best accuracy.
+
+`verify(spec, pairs_file, image_root)` runs the whole protocol for a recognizer (what launch.verify does); with
+save=True the result goes into the training run directory of a "BACKBONE:WORKDIR" recognizer, whose Recognizer
+then uses its threshold.
 """
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from simadv_jax.recognizers.base import Recognizer
-from simadv_jax.recognizers.data import load_image
+from simadv_jax.recognizers.checkpoints import VERIFICATION_FILE
+from simadv_jax.recognizers.registry import checkpoint_dir, load
+from simadv_jax.report.files import write_json_atomic
+from simadv_jax.training.data import load_image
 
 FLIPS = ("concat", "sum", "none")
 
@@ -210,3 +217,88 @@ def pair_scores(
     first = embeddings[np.asarray([index[p] for p in pairs.first])]
     second = embeddings[np.asarray([index[p] for p in pairs.second])]
     return np.asarray(recognizer.score(first, second))
+
+
+def threshold_grid(scores: np.ndarray, step: float) -> np.ndarray | None:
+    """Candidate thresholds every `step` over the (P,) scores' range; None (the exact midpoints) for step <= 0."""
+    if step <= 0:
+        return None
+    return np.arange(scores.min(), scores.max() + step, step)
+
+
+def save_threshold(workdir: str, summary: dict) -> str:
+    """Writes a verification summary (with a "threshold" entry) to WORKDIR/verification.json atomically; returns
+    the path."""
+    path = os.path.join(workdir, VERIFICATION_FILE)
+    write_json_atomic(path, summary)
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """One run of the protocol: recognizer spec, pairs file, flip mode, P pairs in k folds, the k-fold result and
+    the file its threshold was saved to (None: not saved)."""
+
+    recognizer: str
+    pairs_file: str
+    flip: str
+    num_pairs: int
+    num_folds: int
+    result: VerificationResult
+    threshold_file: str | None = None
+
+    def summary(self) -> dict:
+        """JSON-ready {"recognizer", "pairs", "flip"} and the result's summary (what --output and a saved
+        threshold file hold)."""
+        return {"recognizer": self.recognizer, "pairs": self.pairs_file, "flip": self.flip, **self.result.summary()}
+
+    def describe(self) -> str:
+        """One line: accuracy and threshold (mean +- std over the folds), in percent and score units."""
+        r = self.result
+        return (
+            f"{self.recognizer}: accuracy {100 * r.accuracy:.2f} +- {100 * r.accuracy_std:.2f} %,"
+            f" threshold {r.threshold:.4f} +- {r.threshold_std:.4f} ({self.num_folds} folds,"
+            f" {self.num_pairs} pairs, flip={self.flip})"
+        )
+
+
+def verify(
+    recognizer: str,
+    pairs_file: str,
+    image_root: str,
+    *,
+    flip: str = "concat",
+    grid_step: float = 0.0,
+    batch_size: int = 32,
+    output: str | None = None,
+    save: bool = False,
+) -> Verification:
+    """The LFW protocol for the recognizer `recognizer` (a registry spec) on a pairs file over ROOT images.
+
+    Args:
+      recognizer: e.g. "dlib_resnet" or "ir_cbam50:WORKDIR".
+      pairs_file: LFW pairs.txt format (see parse_pairs).
+      image_root: ROOT/<name>/<name>_<4-digit number>.jpg, read at the recognizer's input size.
+      flip, batch_size: see embed_images.
+      grid_step: 0 -> exact midpoint thresholds; > 0 -> a grid of this step over the score range.
+      output: optional JSON file for the summary (written atomically).
+      save: store the summary in the WORKDIR of a "BACKBONE:WORKDIR" recognizer (needs flip="none": the
+        Recognizer scores single unflipped images).
+    Raises:
+      ValueError naming the flag (--recognizer, --pairs, --images, --flip, --save_threshold) on bad input,
+      checked before any image is embedded where it can be.
+    """
+    workdir = None
+    if save:
+        if flip != "none":
+            raise ValueError("--save_threshold needs --flip=none: search scores single images, without flips")
+        workdir = checkpoint_dir(recognizer)
+    pairs = parse_pairs(pairs_file)
+    scores = pair_scores(load(recognizer), pairs, image_root, flip, batch_size)
+    result = kfold_verification(scores, pairs.same, pairs.fold, threshold_grid(scores, grid_step))
+    run = Verification(recognizer, pairs_file, flip, len(pairs.same), pairs.num_folds, result)
+    if output:
+        write_json_atomic(output, run.summary())
+    if workdir is not None:
+        run = dataclasses.replace(run, threshold_file=save_threshold(workdir, run.summary()))
+    return run
