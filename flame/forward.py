@@ -1,4 +1,5 @@
-"""flame.forward: parameters of one sample -> posed vertices, joints and landmarks."""
+"""flame.forward: parameters of one sample -> posed vertices, joints and landmarks; the pose convention
+(`pose`), a rigid rotation about the root joint (`rotate_about_root`) and the albedo (`albedo`)."""
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -7,7 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from flame import lbs
-from flame.model import FlameModel, LandmarkEmbedding, TextureModel
+from flame.model import FLAME_JOINT_NAMES, FlameModel, LandmarkEmbedding, TextureModel
+
+_GLOBAL, _JAW = FLAME_JOINT_NAMES.index("global"), FLAME_JOINT_NAMES.index("jaw")
 
 
 class FlameOutput(NamedTuple):
@@ -37,6 +40,18 @@ def surface_points(vertices: jax.Array, faces: jax.Array, embedding: LandmarkEmb
     """(V, 3) vertices, (F, 3) faces, embedding of L points -> (L, 3) surface points."""
     corners = vertices[faces[embedding.face_idx]]  # (L, 3, 3)
     return jnp.einsum("lc,lcd->ld", embedding.bary_coords, corners)
+
+
+def pose(num_joints: int, *, yaw=0.0, jaw=0.0) -> jax.Array:
+    """(J, 3) float32 axis-angle pose in FLAME's joint order: the global joint turned by `yaw` about +y (> 0
+    turns the face towards +x) and the jaw opened by `jaw` about +x, radians; every other joint at rest.
+    Traceable (`yaw`, `jaw` may be traced scalars); J = `num_joints` >= 3.
+
+    Example: `flame.forward(model, shape, expression, flame.pose(model.num_joints, jaw=0.2))`.
+    """
+    if num_joints <= _JAW:
+        raise ValueError(f"pose: a FLAME pose has the jaw at joint {_JAW}; got {num_joints} joints")
+    return jnp.zeros((num_joints, 3), jnp.float32).at[_GLOBAL, 1].set(yaw).at[_JAW, 0].set(jaw)
 
 
 def forward(
@@ -89,13 +104,24 @@ def forward(
     return FlameOutput(vertices, posed_joints, landmarks)
 
 
-def texture(texture_model: TextureModel, coefficients: jax.Array) -> jax.Array:
+def rotate_about_root(output: FlameOutput, rotation: jax.Array) -> FlameOutput:
+    """`output` turned rigidly by the (3, 3) `rotation` about its posed root joint c = output.joints[0]:
+    x' = R (x - c) + c for every vertex, joint and landmark (None stays None). Pure; batch with `jax.vmap`."""
+    root, rotation = output.joints[0], jnp.asarray(rotation, jnp.float32)
+
+    def turn(points):  # (N, 3) -> (N, 3)
+        return None if points is None else lbs.small_matmul(points - root, rotation.T) + root
+
+    return FlameOutput(turn(output.vertices), turn(output.joints), turn(output.landmarks))
+
+
+def albedo(texture_model: TextureModel, coefficients: jax.Array) -> jax.Array:
     """Albedo for (K',) coefficients in std units (K' <= K, zero-padded).
 
     Returns (H, W, 3) for a UV model or (V, 3) for a per-vertex model, RGB clipped to [0, 1].
     """
     coefficients = pad_coefficients(coefficients, texture_model.num_components, "texture")
-    albedo = texture_model.mean + jnp.einsum(
+    value = texture_model.mean + jnp.einsum(
         "...k,k->...", texture_model.basis, coefficients * texture_model.std
     )
-    return jnp.clip(albedo, 0.0, 1.0)
+    return jnp.clip(value, 0.0, 1.0)

@@ -29,25 +29,6 @@ _JAW = flags.DEFINE_float("jaw_deg", 0.0, "Jaw opening (about +x), degrees.")
 _SHAPE_SEED = flags.DEFINE_integer("shape_seed", None, "Seed of N(0, 1) shape coefficients (default: mean).")
 
 
-def write_obj(path: str, vertices: np.ndarray, faces: np.ndarray, uv=None, uv_faces=None) -> None:
-    """Wavefront OBJ with 1-based indices (`f v/vt` when UVs are given)."""
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
-    if uv is not None:
-        lines += [f"vt {u:.6f} {v:.6f}" for u, v in uv]
-        lines += [f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(faces + 1, uv_faces + 1)]
-    else:
-        lines += [f"f {a} {b} {c}" for a, b, c in faces + 1]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-
-
-def write_ppm(path: str, image: np.ndarray) -> None:
-    """(H, W, 3) RGB in [0, 1] as a binary PPM."""
-    pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-    with open(path, "wb") as f:
-        f.write(b"P6 %d %d 255\n" % (pixels.shape[1], pixels.shape[0]) + pixels.tobytes())
-
-
 def main(argv):
     del argv
     try:
@@ -69,23 +50,19 @@ def main(argv):
     shape = np.zeros(model.num_shape, np.float32)
     if _SHAPE_SEED.value is not None:
         shape = np.random.default_rng(_SHAPE_SEED.value).standard_normal(model.num_shape).astype(np.float32)
-    pose = np.zeros((model.num_joints, 3), np.float32)
-    pose[0, 1] = np.deg2rad(_YAW.value)
-    pose[2, 0] = np.deg2rad(_JAW.value)
+    pose = flame.pose(model.num_joints, yaw=np.deg2rad(_YAW.value), jaw=np.deg2rad(_JAW.value))
     out = jax.jit(flame.forward)(model, shape, np.zeros(model.num_expression, np.float32), pose)
     vertices = np.asarray(out.vertices)
 
     os.makedirs(_OUT.value, exist_ok=True)
-    write_obj(os.path.join(_OUT.value, "mesh.obj"), vertices, np.asarray(model.faces),
-              None if model.uv_coords is None else np.asarray(model.uv_coords),
-              None if model.uv_faces is None else np.asarray(model.uv_faces))
+    flame_io.write_obj(os.path.join(_OUT.value, "mesh.obj"), vertices, model.faces, model.uv_coords, model.uv_faces)
     with open(os.path.join(_OUT.value, "joints.json"), "w") as f:
         json.dump(dict(zip(flame.FLAME_JOINT_NAMES, np.asarray(out.joints).tolist())), f, indent=1)
     if out.landmarks is not None:
         with open(os.path.join(_OUT.value, "landmarks.json"), "w") as f:
             json.dump({"layout": model.landmarks.layout, "points": np.asarray(out.landmarks).tolist()}, f)
     if texture_model is not None and texture_model.is_uv:
-        write_ppm(os.path.join(_OUT.value, "albedo_mean.ppm"), np.asarray(texture_model.mean))
+        flame_io.write_ppm(os.path.join(_OUT.value, "albedo_mean.ppm"), texture_model.mean)
 
     extent = vertices.max(0) - vertices.min(0)
     print(f"model {model.name!r} ({model.source}; {model.license})")

@@ -4,7 +4,7 @@ One image is made in four stages:
   1. geometry: `flame.forward` with the identity (shape), expression and jaw opening; the head's global
      rotation (yaw about +y, then pitch about +x, then roll about +z, R = Ry Rx Rz) is applied about the
      posed root joint, exactly like FLAME's global pose.
-  2. albedo: `flame.texture` with the texture coefficients.
+  2. albedo: `flame.albedo` with the texture coefficients.
   3. camera: a perspective camera on the +z axis at `camera_distance` metres from the landmarks' centroid,
      looking at it (the face looks down +z at zero pose), with focal length `focal_length` x image width.
      `render_image` then folds the similarity that puts the 5 template landmarks onto the recognizer's
@@ -27,7 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import flame
-from flame.lbs import small_matmul
 from flame.model import FlameModel, TextureModel
 from simadv_jax.params import ImageParams, SceneParams
 from simadv_jax.render import Camera, align_camera, get_template, look_at, perspective_from_focal, render_mesh
@@ -104,11 +103,9 @@ def _check(model: FlameModel, texture_model: TextureModel) -> None:
 def _geometry(model: FlameModel, params: ImageParams):
     """Posed (V, 3) vertices and (L, 3) landmarks, and the (4, 4) look-at view matrix."""
     pose = jnp.zeros((model.num_joints, 3), jnp.float32).at[2, 0].set(params.jaw)
-    out = flame.forward(model, params.shape, params.expression, pose)
-    root = out.joints[0]
-    r = rotation(params.yaw, params.pitch, params.roll)
-    vertices = small_matmul(out.vertices - root, r.T) + root
-    landmarks = small_matmul(out.landmarks - root, r.T) + root
+    out = flame.rotate_about_root(flame.forward(model, params.shape, params.expression, pose),
+                                  rotation(params.yaw, params.pitch, params.roll))
+    vertices, landmarks = out.vertices, out.landmarks
     target = jnp.mean(landmarks, axis=0)
     eye = target + jnp.stack([0.0, 0.0, params.camera_distance])
     return vertices, landmarks, look_at(eye, target)
@@ -127,7 +124,7 @@ def aligned_geometry(model: FlameModel, params: ImageParams, template: str, size
 
 def _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks,
             check_finite=True) -> Image:
-    albedo = flame.texture(texture_model, params.texture)
+    albedo = flame.albedo(texture_model, params.texture)
     sh = light_sh(params.light_azimuth, params.light_elevation, params.light_intensity, params.ambient)
     size = _size(resolution)
     rendered = render_mesh(vertices, model.faces, camera, size, albedo, uv_coords=model.uv_coords,

@@ -55,7 +55,7 @@ def rendered_chips(n: int) -> list:
     def render(shape, albedo, yaw, light, background):
         head = flame.forward(model, shape, jnp.zeros(0), jnp.zeros((5, 3)).at[0, 1].set(yaw))
         return render_mesh(head.vertices, model.faces, align_camera(camera, head.landmarks, "dlib150"),
-                           SIZE, flame.texture(albedo_model, albedo), uv_coords=model.uv_coords,
+                           SIZE, flame.albedo(albedo_model, albedo), uv_coords=model.uv_coords,
                            uv_faces=model.uv_faces, sh_coeffs=light, background=background,
                            supersample=2).image
 

@@ -1,8 +1,6 @@
 """The embedded head: committed assets (hash, rebuild, FLAME-format loading) and a mesh that behaves like a head."""
 import json
 import os
-import subprocess
-import sys
 from importlib.util import find_spec
 
 import jax
@@ -14,8 +12,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 import flame
-from flame import build_embedded, embedded
+from flame import build, embedded
 from flame import io as flame_io
+from subprocesses import run_module
 
 # A scikit-image wheel to rebuild from where scikit-image is not installed (build-time input only).
 SKIMAGE_WHEEL = os.environ.get("SIMADV_SKIMAGE_WHEEL")
@@ -89,27 +88,39 @@ def _near_polygon(points, polygon, tolerance):
 
 
 def test_committed_assets_match_their_stored_hashes():
-    stored = build_embedded.stored_hashes()
-    assert set(stored) == {build_embedded.MODEL_FILE, build_embedded.TEXTURE_FILE}
+    stored = build.stored_hashes()
+    assert set(stored) == {build.MODEL_FILE, build.TEXTURE_FILE}
     for name, digest in stored.items():
-        path = os.path.join(build_embedded.ASSET_DIR, name)
-        assert build_embedded.sha256(path) == digest, f"{name} differs from SHA256SUMS: rerun flame.build_embedded"
-    assert sum(os.path.getsize(os.path.join(build_embedded.ASSET_DIR, name)) for name in stored) <= 8 * 2**20
+        path = os.path.join(build.ASSET_DIR, name)
+        assert build.sha256(path) == digest, f"{name} differs from SHA256SUMS: rerun flame.build_embedded"
+    assert sum(os.path.getsize(os.path.join(build.ASSET_DIR, name)) for name in stored) <= 8 * 2**20
 
 
-@pytest.mark.skipif(find_spec("skimage") is None and not SKIMAGE_WHEEL,
-                    reason="build-time input scikit-image (or SIMADV_SKIMAGE_WHEEL) not available")
+needs_skimage = pytest.mark.skipif(find_spec("skimage") is None and not SKIMAGE_WHEEL,
+                                   reason="build-time input scikit-image (or SIMADV_SKIMAGE_WHEEL) not available")
+
+
+@needs_skimage
 def test_rebuild_reproduces_the_committed_assets_bit_for_bit(tmp_path):
-    hashes = build_embedded.build(str(tmp_path), build_embedded.load_lfw_faces(SKIMAGE_WHEEL))
-    assert hashes == build_embedded.stored_hashes()
-    assert build_embedded.stored_hashes(str(tmp_path)) == hashes
+    hashes = build.build(str(tmp_path), build.load_lfw_faces(SKIMAGE_WHEEL))
+    assert hashes == build.stored_hashes()
+    assert build.stored_hashes(str(tmp_path)) == hashes
+
+
+@needs_skimage
+def test_rebuild_command_writes_the_committed_assets(tmp_path):
+    wheel = [f"--skimage_wheel={SKIMAGE_WHEEL}"] if SKIMAGE_WHEEL else []
+    result = run_module("flame.build_embedded", f"--out={tmp_path}", *wheel, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert build.stored_hashes(str(tmp_path)) == build.stored_hashes()
+    assert all(digest in result.stdout for digest in build.stored_hashes().values())
 
 
 def test_bad_wheel_is_one_clear_error(tmp_path):
     bad = tmp_path / "not_a_wheel.whl"
     bad.write_bytes(b"nope")
     with pytest.raises(ValueError, match="skimage_wheel"):
-        build_embedded.load_lfw_faces(str(bad))
+        build.load_lfw_faces(str(bad))
 
 
 def test_loads_through_the_flame_file_path(model, tmp_path):
@@ -389,11 +400,11 @@ def test_texture_model(model):
     def cheek_at(tone):
         coefficients = np.zeros(texture_model.num_components, np.float32)
         coefficients[0] = tone
-        return np.asarray(flame.texture(texture_model, coefficients))[64, 40]
+        return np.asarray(flame.albedo(texture_model, coefficients))[64, 40]
 
     dark, light = cheek_at(-2.0), cheek_at(2.0)
     assert dark.mean() < 0.3 and light.mean() > 0.65
-    albedo = flame.texture(texture_model, 2.0 * np.ones(texture_model.num_components))
+    albedo = flame.albedo(texture_model, 2.0 * np.ones(texture_model.num_components))
     assert albedo.shape == (128, 128, 3) and np.all(np.isfinite(albedo))
 
 
@@ -422,11 +433,8 @@ def test_eyeball_texture_pupil_iris_sclera(model, parts):
 
 
 def test_demo_writes_mesh_joints_and_landmarks(model, tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run(
-        [sys.executable, "-m", "launch.flame_demo", "--model=embedded", "--texture=embedded",
-         f"--out={tmp_path}", "--yaw_deg=30", "--jaw_deg=10", "--shape_seed=0"],
-        capture_output=True, text=True, cwd=root)
+    result = run_module("launch.flame_demo", "--model=embedded", "--texture=embedded", f"--out={tmp_path}",
+                        "--yaw_deg=30", "--jaw_deg=10", "--shape_seed=0", timeout=300)
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "mesh.obj").read_text().splitlines()
     assert sum(line.startswith("v ") for line in lines) == model.num_vertices

@@ -1,4 +1,6 @@
-"""flame.forward / flame.lbs against independent references on a small random model."""
+"""flame.forward, flame.albedo, flame.pose, flame.rotate_about_root and flame.lbs against independent references on
+a small random model, jitted and not."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -68,15 +70,116 @@ def _numpy_flame(model, shape, expression, pose, translation):
     return vertices + translation, joints + translation, landmarks + translation
 
 
-def test_matches_numpy_reference(model, jit_forward):
-    rng = np.random.default_rng(1)
-    for _ in range(3):
-        params = _params(rng, model)
-        out = jit_forward(model, *params)
-        vertices, joints, landmarks = _numpy_flame(model, *[np.float64(p) for p in params])
-        np.testing.assert_allclose(out.vertices, vertices, atol=ATOL)
-        np.testing.assert_allclose(out.joints, joints, atol=ATOL)
-        np.testing.assert_allclose(out.landmarks, landmarks, atol=ATOL)
+class VariantsTest(chex.TestCase):
+    """The pure functions, each with and without `jax.jit`."""
+
+    def setUp(self):
+        super().setUp()
+        self.model = random_model(np.random.default_rng(0))
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_numpy_reference(self):
+        forward = self.variant(flame.forward)
+        rng = np.random.default_rng(1)
+        for _ in range(3):
+            params = _params(rng, self.model)
+            out = forward(self.model, *params)
+            chex.assert_shape([out.vertices, out.joints, out.landmarks],
+                              [(self.model.num_vertices, 3), (5, 3), (self.model.landmarks.num_landmarks, 3)])
+            vertices, joints, landmarks = _numpy_flame(self.model, *[np.float64(p) for p in params])
+            np.testing.assert_allclose(out.vertices, vertices, atol=ATOL)
+            np.testing.assert_allclose(out.joints, joints, atol=ATOL)
+            np.testing.assert_allclose(out.landmarks, landmarks, atol=ATOL)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_rodrigues_matches_scipy_and_is_a_rotation(self):
+        rng = np.random.default_rng(4)
+        axis_angles = np.concatenate([
+            rng.normal(size=(20, 3)),
+            [[0.0, 0.0, 0.0], [1e-5, 0.0, 0.0], [0.0, np.pi - 1e-3, 0.0], [2.0, -2.0, 1.0]],
+        ]).astype(np.float32)
+        rotations = np.asarray(self.variant(lbs.rodrigues)(axis_angles), np.float64)
+        np.testing.assert_allclose(rotations, Rotation.from_rotvec(axis_angles).as_matrix(), atol=2e-6)
+        identity = np.broadcast_to(np.eye(3), rotations.shape)
+        np.testing.assert_allclose(rotations @ np.swapaxes(rotations, 1, 2), identity, atol=2e-6)
+        np.testing.assert_allclose(np.linalg.det(rotations), 1.0, atol=2e-6)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_posed_joint_frames_are_rotations(self):
+        _, _, pose, _ = _params(np.random.default_rng(5), self.model, pose_scale=1.0)
+        rest = self.model.J_regressor @ self.model.v_template
+        chain = self.variant(lambda p, j: lbs.rigid_transforms(lbs.rodrigues(p), j, self.model.parents))
+        posed_joints, transforms = chain(pose, rest)
+        chex.assert_shape([posed_joints, transforms], [(5, 3), (5, 4, 4)])
+        world = np.asarray(transforms[:, :3, :3], np.float64)
+        identity = np.broadcast_to(np.eye(3), world.shape)
+        np.testing.assert_allclose(world @ np.swapaxes(world, 1, 2), identity, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.det(world), 1.0, atol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_small_matmul_is_a_matmul(self):
+        rng = np.random.default_rng(11)
+        a, b = rng.normal(size=(7, 4)).astype(np.float32), rng.normal(size=(4, 12)).astype(np.float32)
+        product = self.variant(lbs.small_matmul)(a, b)
+        chex.assert_shape(product, (7, 12))
+        np.testing.assert_allclose(product, a.astype(np.float64) @ b, atol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_albedo_is_mean_plus_scaled_basis(self):
+        rng = np.random.default_rng(9)
+        texture_model = flame.TextureModel(
+            mean=rng.uniform(0.3, 0.7, (4, 5, 3)).astype(np.float32),
+            basis=rng.normal(scale=0.1, size=(4, 5, 3, 3)).astype(np.float32),
+            std=np.array([0.5, 1.0, 2.0], np.float32),
+        )
+        coefficients = np.array([1.0, -0.5], np.float32)
+        expected = texture_model.mean + texture_model.basis[..., 0] * 0.5 - texture_model.basis[..., 1] * 0.5
+        albedo = self.variant(flame.albedo)(texture_model, coefficients)
+        chex.assert_shape(albedo, (4, 5, 3))
+        np.testing.assert_allclose(albedo, np.clip(expected, 0, 1), atol=1e-6)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_pose_sets_global_yaw_and_jaw_only(self):
+        pose = self.variant(lambda yaw, jaw: flame.pose(5, yaw=yaw, jaw=jaw))(0.3, -0.2)
+        chex.assert_shape(pose, (5, 3))
+        chex.assert_type(pose, jnp.float32)
+        expected = np.zeros((5, 3), np.float32)
+        expected[0, 1], expected[2, 0] = 0.3, -0.2  # FLAME order: global (about +y), jaw (about +x)
+        np.testing.assert_array_equal(pose, expected)
+        np.testing.assert_array_equal(flame.pose(5), np.zeros((5, 3)))
+        with pytest.raises(ValueError, match="jaw"):
+            flame.pose(2, jaw=0.1)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_rotate_about_root_matches_numpy(self):
+        out = flame.forward(self.model, *_params(np.random.default_rng(10), self.model))
+        rotation = Rotation.from_rotvec([0.3, -0.5, 0.2]).as_matrix()
+        turned = self.variant(flame.rotate_about_root)(out, rotation.astype(np.float32))
+        root = np.asarray(out.joints[0], np.float64)
+        expected = [(np.asarray(x, np.float64) - root) @ rotation.T + root for x in out]
+        chex.assert_trees_all_close(tuple(turned), tuple(expected), atol=1e-6)
+        np.testing.assert_allclose(turned.joints[0], out.joints[0], atol=1e-6)  # the root stays put
+        bare = self.variant(flame.rotate_about_root)(out._replace(landmarks=None), rotation.astype(np.float32))
+        assert bare.landmarks is None
+        chex.assert_trees_all_equal(bare.vertices, turned.vertices)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_global_pose_is_a_rotation_about_the_root(self):
+        """FLAME's global joint turns the whole posed head about the root joint: forward with a global rotation
+        r equals rotate_about_root(forward without it, R(r)) (what the simulator relies on)."""
+        shape, expression, pose, translation = _params(np.random.default_rng(12), self.model)
+        forward = self.variant(flame.forward)
+        rest = pose.copy()
+        rest[0] = 0.0
+        turned = self.variant(flame.rotate_about_root)(forward(self.model, shape, expression, rest, translation),
+                                                       lbs.rodrigues(pose[0]))
+        chex.assert_trees_all_close(tuple(turned), tuple(forward(self.model, shape, expression, pose, translation)),
+                                    atol=1e-5)
+        # flame.pose's yaw is that rotation about +y.
+        yawed = forward(self.model, shape, expression, flame.pose(5, yaw=0.4))
+        unposed = forward(self.model, shape, expression, flame.pose(5))
+        rotation = Rotation.from_rotvec([0.0, 0.4, 0.0]).as_matrix().astype(np.float32)
+        chex.assert_trees_all_close(tuple(yawed), tuple(flame.rotate_about_root(unposed, rotation)), atol=1e-5)
 
 
 def test_zero_parameters_reproduce_template(model, jit_forward):
@@ -115,31 +218,6 @@ def test_short_coefficients_are_zero_padded(model, jit_forward):
     np.testing.assert_array_equal(short, padded)
     with pytest.raises(ValueError, match="shape"):
         flame.forward(model, np.zeros(model.num_shape + 1), expression, pose)
-
-
-def test_rodrigues_matches_scipy_and_is_a_rotation():
-    rng = np.random.default_rng(4)
-    axis_angles = np.concatenate([
-        rng.normal(size=(20, 3)),
-        [[0.0, 0.0, 0.0], [1e-5, 0.0, 0.0], [0.0, np.pi - 1e-3, 0.0], [2.0, -2.0, 1.0]],
-    ]).astype(np.float32)
-    rotations = np.asarray(jax.jit(lbs.rodrigues)(axis_angles), np.float64)
-    np.testing.assert_allclose(rotations, Rotation.from_rotvec(axis_angles).as_matrix(), atol=2e-6)
-    identity = np.broadcast_to(np.eye(3), rotations.shape)
-    np.testing.assert_allclose(rotations @ np.swapaxes(rotations, 1, 2), identity, atol=2e-6)
-    np.testing.assert_allclose(np.linalg.det(rotations), 1.0, atol=2e-6)
-
-
-def test_posed_joint_frames_are_rotations(model):
-    rng = np.random.default_rng(5)
-    _, _, pose, _ = _params(rng, model, pose_scale=1.0)
-    rest = model.J_regressor @ model.v_template
-    chain = jax.jit(lambda p, j: lbs.rigid_transforms(lbs.rodrigues(p), j, model.parents))
-    _, transforms = chain(pose, rest)
-    world = np.asarray(transforms[:, :3, :3], np.float64)
-    identity = np.broadcast_to(np.eye(3), world.shape)
-    np.testing.assert_allclose(world @ np.swapaxes(world, 1, 2), identity, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.det(world), 1.0, atol=1e-5)
 
 
 def test_jaw_rotation_moves_only_jaw_weighted_vertices(jit_forward):
@@ -195,18 +273,6 @@ def test_gradients_finite_at_zero_pose(model):
     assert np.abs(grad_pose).max() > 1e-3
 
 
-def test_texture_is_mean_plus_scaled_basis():
-    rng = np.random.default_rng(9)
-    texture_model = flame.TextureModel(
-        mean=rng.uniform(0.3, 0.7, (4, 5, 3)).astype(np.float32),
-        basis=rng.normal(scale=0.1, size=(4, 5, 3, 3)).astype(np.float32),
-        std=np.array([0.5, 1.0, 2.0], np.float32),
-    )
-    coefficients = np.array([1.0, -0.5], np.float32)
-    expected = texture_model.mean + texture_model.basis[..., 0] * 0.5 - texture_model.basis[..., 1] * 0.5
-    np.testing.assert_allclose(flame.texture(texture_model, coefficients), np.clip(expected, 0, 1), atol=1e-6)
-
-
 def test_leading_components_give_the_same_head(model, jit_forward):
     rng = np.random.default_rng(5)
     shape, expression, pose, _ = _params(rng, model)
@@ -221,5 +287,5 @@ def test_leading_components_give_the_same_head(model, jit_forward):
                                  basis=rng.normal(0, 0.1, (4, 5, 3, 6)).astype(np.float32),
                                  std=rng.uniform(0.5, 2, 6).astype(np.float32))
     coefficients = rng.normal(size=2).astype(np.float32)
-    np.testing.assert_allclose(flame.texture(texture.leading_components(2), coefficients),
-                               flame.texture(texture, coefficients), atol=1e-6)
+    np.testing.assert_allclose(flame.albedo(texture.leading_components(2), coefficients),
+                               flame.albedo(texture, coefficients), atol=1e-6)

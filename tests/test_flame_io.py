@@ -1,10 +1,11 @@
-"""flame.io / flame.convert on synthetic files in the official FLAME/DECA layouts."""
+"""flame.io / flame.convert on synthetic files in the official FLAME/DECA layouts; the OBJ and PPM writers."""
 import importlib.util
 import os
 import pickle
 import subprocess
 import sys
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from flame import convert
 from flame import io as flame_io
 from flame.io import FlameFileError
 import flame_fixtures as ff
+from subprocesses import run_module
 
 NUM_VERTICES, NUM_FACES = 40, 60
 
@@ -121,12 +123,10 @@ def test_convert_pkl_to_npz_gives_identical_forward(official, pkl_path, tmp_path
 
 def test_convert_command_line(pkl_path, tmp_path):
     out = tmp_path / "model.npz"
-    result = subprocess.run([sys.executable, "-m", "flame.convert", str(pkl_path), str(out)],
-                            capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    result = run_module("flame.convert", str(pkl_path), str(out), timeout=120)
     assert result.returncode == 0, result.stderr
     assert flame_io.load_model(out).num_vertices == NUM_VERTICES
-    bad = subprocess.run([sys.executable, "-m", "flame.convert", str(tmp_path / "missing.pkl"), str(out)],
-                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    bad = run_module("flame.convert", str(tmp_path / "missing.pkl"), str(out), timeout=120)
     assert bad.returncode != 0 and "missing.pkl" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -146,6 +146,45 @@ def test_npz_round_trip_keeps_everything(tmp_path):
         flame_io.load_texture(path)
 
 
+def _obj_records(text, tag):
+    """The whitespace-separated fields of every `tag` line of an OBJ text."""
+    return [line.split()[1:] for line in text.splitlines() if line.split()[:1] == [tag]]
+
+
+def test_obj_round_trip(tmp_path):
+    rng = np.random.default_rng(15)
+    model = ff.random_model(rng, NUM_VERTICES, NUM_FACES)
+    uv = rng.random((50, 2)).astype(np.float32)
+    uv_faces = (np.asarray(model.faces) + 7) % 50
+    flame_io.write_obj(tmp_path / "mesh.obj", jax.device_put(model.v_template), model.faces, uv, uv_faces)
+    text = (tmp_path / "mesh.obj").read_text()
+    assert text == flame_io.obj_text(model.v_template, model.faces, uv, uv_faces) and text.endswith("\n")
+    vertices = np.array(_obj_records(text, "v"), np.float64)
+    chex.assert_shape(vertices, (NUM_VERTICES, 3))
+    np.testing.assert_allclose(vertices, model.v_template, atol=5e-7)  # 6 decimals
+    np.testing.assert_allclose(np.array(_obj_records(text, "vt"), np.float64), uv, atol=5e-7)
+    corners = np.array([[corner.split("/") for corner in face] for face in _obj_records(text, "f")], np.int64)
+    chex.assert_shape(corners, (NUM_FACES, 3, 2))
+    assert corners.min() == 1  # 1-based
+    np.testing.assert_array_equal(corners[..., 0] - 1, model.faces)
+    np.testing.assert_array_equal(corners[..., 1] - 1, uv_faces)
+    # Without UVs: plain `f a b c` corners, no `vt` lines.
+    plain = flame_io.obj_text(model.v_template, model.faces)
+    assert not _obj_records(plain, "vt")
+    np.testing.assert_array_equal(np.array(_obj_records(plain, "f"), np.int64) - 1, model.faces)
+    assert os.listdir(tmp_path) == ["mesh.obj"]  # the atomic write leaves no temporary file
+
+
+def test_ppm_round_trip(tmp_path):
+    image = np.random.default_rng(16).uniform(-0.1, 1.1, (3, 4, 3)).astype(np.float32)
+    flame_io.write_ppm(tmp_path / "albedo.ppm", image)
+    data = (tmp_path / "albedo.ppm").read_bytes()
+    header = b"P6 4 3 255\n"
+    assert data.startswith(header) and len(data) == len(header) + 3 * 4 * 3
+    pixels = np.frombuffer(data[len(header):], np.uint8).reshape(3, 4, 3)
+    np.testing.assert_allclose(pixels / 255.0, np.clip(image, 0, 1), atol=0.5 / 255 + 1e-6)  # the nearest level
+
+
 # ----------------------------------------------------------------------------------------------
 # Textures.
 
@@ -163,7 +202,7 @@ def test_flame_texture_bgr_255_to_rgb_unit(tmp_path):
     np.testing.assert_allclose(texture_model.mean[2, 5], [30 / 255, 20 / 255, 10 / 255], rtol=1e-6)
     np.testing.assert_allclose(texture_model.basis[2, 5, :, 1], [-0.1, 0.0, 0.2], rtol=1e-6)
     np.testing.assert_array_equal(texture_model.std, np.ones(4))
-    albedo = flame.texture(texture_model, np.array([0.0, 1.0]))
+    albedo = flame.albedo(texture_model, np.array([0.0, 1.0]))
     np.testing.assert_allclose(albedo[2, 5], np.clip([30 / 255 - 0.1, 20 / 255, 10 / 255 + 0.2], 0, 1), atol=1e-6)
     # The same file provides the UV layout of a model.
     uv, uv_faces = flame_io.load_uv(path, NUM_FACES)

@@ -1,17 +1,17 @@
-"""UV albedo model of the embedded head (build time only; see flame/build_embedded.py).
+"""UV albedo model of the embedded head (build time only).
 
-The map is painted at the exact surface point of every texel (`_head_geometry.uv_to_directions` and
-`template_points`):
+The map is painted at the exact surface point of every texel (`common.uv_to_directions` and
+`surface.template_points`):
   * mean: skin (medium tone), hair cap, brows, lips, lash line and the eye sockets (seen only at the lid rims),
     modulated inside the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
-  * the eyeballs (`_head_geometry.EYE_UV_*`, a strip of the hidden bottom cap's texels, painted by the angle from
+  * the eyeballs (`eyes.EYE_UV_*`, a strip of the hidden bottom cap's texels, painted by the angle from
     the front pole): pupil, iris with a dark limbus, sclera; only the iris colour component changes them;
   * 15 designed components (skin tone from very light to very dark, LFW-independent colour and feature
     variation: redness, olive, brows, lips, iris colour, hair, stubble, freckles, eye shadow, blush, hairline,
     lash line) interleaved with 18 mirror-symmetric principal components (std x _FACE_GAIN) of the real faces'
     luminance patterns (real variation of eyes, brows, nose, mouth and face shape as they appear in photographs),
     33 in all;
-  * the mouth interior (`_head_geometry.MOUTH_UV_*`, the hidden back of the neck's bottom cap elsewhere):
+  * the mouth interior (`mouth.MOUTH_UV_*`, the hidden back of the neck's bottom cap elsewhere):
     upper and lower teeth behind the lips, a dark red cavity between them; no component changes it;
   * every component has unit max |basis| and its std in albedo units (coefficients in standard deviations).
 The real faces: 100 LFW face crops (25x25 grey) shipped as `skimage/data/lfw_subset.npy` with scikit-image, and
@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from flame import _head_geometry as geometry
+from flame.build import eyes, mouth, surface
+from flame.build.common import APERTURE, EYE, MOUTH_Y, gauss, ramp, uv_to_directions
 from flame.model import TextureModel
 
 SIZE = 128  # texels per side
@@ -45,19 +46,10 @@ _PUPIL_ANGLE = 0.17
 _CAVITY = np.array([0.22, 0.06, 0.06])
 
 
-def _gauss(x, y, cx, cy, sx, sy):
-    return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
-
-
-def _ramp(t):
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _disc(x, y, cx, cy, rx, ry, edge=0.25):
     """Soft-edged filled ellipse: 1 inside, 0 outside, a smooth edge `edge` (relative radius) wide."""
     r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
-    return _ramp((1.0 - r) / edge + 0.5)
+    return ramp((1.0 - r) / edge + 0.5)
 
 
 def _texel_points():
@@ -65,15 +57,15 @@ def _texel_points():
     v = 1.0 - (np.arange(SIZE) + 0.5) / SIZE
     u = (np.arange(SIZE) + 0.5) / SIZE
     vv, uu = np.meshgrid(v, u, indexing="ij")
-    dirs = geometry.uv_to_directions(uu, vv)
-    return geometry.template_points(dirs), _ramp(dirs[..., 2] / 0.3)
+    dirs = uv_to_directions(uu, vv)
+    return surface.template_points(dirs), ramp(dirs[..., 2] / 0.3)
 
 
 def _crop_coordinates(x, y):
     """Head front-view position (metres) -> LFW crop pixel coordinates (row, col) for 25x25 crops."""
-    ex, ey = geometry.EYE
+    ex, ey = EYE
     scale_x = 2.0 * ex / (_CROP_EYE_X[1] - _CROP_EYE_X[0])
-    scale_y = (ey - geometry.MOUTH_Y) / (_CROP_MOUTH_Y - _CROP_EYE_Y)
+    scale_y = (ey - MOUTH_Y) / (_CROP_MOUTH_Y - _CROP_EYE_Y)
     s = 0.5 + x / scale_x
     t = _CROP_EYE_Y - (y - ey) / scale_y
     return t * 25.0 - 0.5, s * 25.0 - 0.5
@@ -110,11 +102,11 @@ def _noise(rng, shape, sigma):
 
 
 def _eye_strip(shape):
-    """(SIZE, SIZE) mask of the eyeballs' UV strip (`_head_geometry.EYE_UV_*`, padded by a texel) and the polar
+    """(SIZE, SIZE) mask of the eyeballs' UV strip (`eyes.EYE_UV_*`, padded by a texel) and the polar
     angle (radians from the front pole, clipped to [0, pi]) that each texel of it stands for."""
     u = np.broadcast_to((np.arange(SIZE) + 0.5) / SIZE, shape)
     v = np.broadcast_to(1.0 - (np.arange(SIZE) + 0.5)[:, None] / SIZE, shape)
-    (u0, u1), (v0, v1) = geometry.EYE_UV_U, geometry.EYE_UV_V
+    (u0, u1), (v0, v1) = eyes.EYE_UV_U, eyes.EYE_UV_V
     pad = 1.0 / SIZE
     strip = (u > u0 - pad) & (u < u1 + pad) & (v > v0 - 1.5 * pad) & (v < v1 + 1.5 * pad)
     return strip.astype(np.float64), 2.0 * np.arcsin(np.clip((u - u0) / (u1 - u0), 0.0, 1.0))
@@ -125,32 +117,32 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     points, front = _texel_points()
     x, y, z = np.moveaxis(points, -1, 0)
     ax = np.abs(x)
-    ex, ey = geometry.EYE
-    m = geometry.MOUTH_Y
+    ex, ey = EYE
+    m = MOUTH_Y
     rng = np.random.default_rng(20240605)
 
     face = front * _disc(x, y, 0.0, -0.025, 0.056, 0.085, edge=0.6)
-    hair = ndimage.gaussian_filter(geometry.hair_mask(points), 1.5, mode=("nearest", "wrap"))
-    hair_band = geometry.hair_mask(points + np.array([0.0, 0.012, 0.0])) - hair
+    hair = ndimage.gaussian_filter(surface.hair_mask(points), 1.5, mode=("nearest", "wrap"))
+    hair_band = surface.hair_mask(points + np.array([0.0, 0.012, 0.0])) - hair
     brows = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047 - 0.004 * ((ax - 0.033) / 0.02) ** 2,
                                              0.020, 0.0035) for s in (1.0, -1.0)])
     brows_wide = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047, 0.024, 0.0065) for s in (1.0, -1.0)])
     lip_shape = 0.008 * (1.0 - (x / 0.026) ** 2)
-    lips = front * _ramp((lip_shape - np.abs(y - m)) / 0.002) * (ax < 0.026)
-    lip_line = front * _gauss(x, y, 0.0, m, 0.02, 0.0008)
-    ax_, ay_ = geometry.APERTURE
+    lips = front * ramp((lip_shape - np.abs(y - m)) / 0.002) * (ax < 0.026)
+    lip_line = front * gauss(x, y, 0.0, m, 0.02, 0.0008)
+    ax_, ay_ = APERTURE
     # The socket inside each lid aperture (behind the eyeball; seen only at its rim) and the lash line on the upper
     # lid's rim.
     socket = front * np.maximum.reduce([_disc(x, y, s * ex, ey, ax_, ay_, edge=0.3) for s in (1.0, -1.0)])
     lashes = front * np.maximum.reduce([_disc(x, y, s * ex, ey + ay_, ax_ + 0.002, 0.0018) for s in (1.0, -1.0)])
     lashes = lashes * (1.0 - socket)
     strip, polar = _eye_strip(x.shape)
-    iris = strip * _ramp((_IRIS_ANGLE - polar) / 0.08 + 0.5)
-    pupil = strip * _ramp((_PUPIL_ANGLE - polar) / 0.08 + 0.5)
+    iris = strip * ramp((_IRIS_ANGLE - polar) / 0.08 + 0.5)
+    pupil = strip * ramp((_PUPIL_ANGLE - polar) / 0.08 + 0.5)
     limbus = strip * np.exp(-0.5 * ((polar - _IRIS_ANGLE) / 0.06) ** 2)
-    sockets = front * np.maximum.reduce([_gauss(x, y, s * ex, ey + 0.002, 0.014, 0.009) for s in (1.0, -1.0)])
-    cheeks = front * np.maximum.reduce([_gauss(x, y, s * 0.045, -0.02, 0.015, 0.013) for s in (1.0, -1.0)])
-    beard = front * _ramp((0.0 - y) / 0.02) * _ramp((y + 0.115) / 0.01) * _ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
+    sockets = front * np.maximum.reduce([gauss(x, y, s * ex, ey + 0.002, 0.014, 0.009) for s in (1.0, -1.0)])
+    cheeks = front * np.maximum.reduce([gauss(x, y, s * 0.045, -0.02, 0.015, 0.013) for s in (1.0, -1.0)])
+    beard = front * ramp((0.0 - y) / 0.02) * ramp((y + 0.115) / 0.01) * ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
     beard = beard * (1.0 - _disc(x, y, 0.0, -0.02, 0.02, 0.03))
 
     mean_pattern, patterns = _face_patterns(lfw_faces)
@@ -167,28 +159,28 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     mean = paint(mean, brows, _BROW)
     mean = paint(mean, lashes, _BROW * 0.6)
     mean = paint(mean, socket, _SOCKET)
-    mean = paint(mean, strip, _SCLERA * (1.0 - 0.25 * _ramp((polar - 0.9) / 0.6))[..., None])
+    mean = paint(mean, strip, _SCLERA * (1.0 - 0.25 * ramp((polar - 0.9) / 0.6))[..., None])
     mean = paint(mean, iris, _IRIS)
     mean = paint(mean, limbus, _IRIS * 0.4)
     mean = paint(mean, pupil, (0.03, 0.03, 0.03))
-    ears = _ramp((ax - 0.08) / 0.006) * _gauss(y, z, 0.0, -0.012, 0.016, 0.009) * (1.0 - hair)
+    ears = ramp((ax - 0.08) / 0.006) * gauss(y, z, 0.0, -0.012, 0.016, 0.009) * (1.0 - hair)
     mean = paint(mean, ears, _SKIN * 0.6)  # the shadowed hollow of the ear
     nostrils = front * np.maximum.reduce([_disc(x, y, s * 0.0075, -0.030, 0.0035, 0.0018) for s in (1.0, -1.0)])
     mean = paint(mean, nostrils, _SKIN * 0.55)
     # The mouth bag: u runs from the upper lip (0 at MOUTH_UV_U[0]) through the pocket to the lower lip (1).
-    depth = (np.broadcast_to((np.arange(SIZE) + 0.5) / SIZE, x.shape) - geometry.MOUTH_UV_U[0]) / np.diff(
-        geometry.MOUTH_UV_U)
-    interior = ((np.arange(SIZE) + 0.5)[:, None] / SIZE > 1.0 - geometry.MOUTH_UV_V[1] - 1.0 / SIZE) & (
+    depth = (np.broadcast_to((np.arange(SIZE) + 0.5) / SIZE, x.shape) - mouth.MOUTH_UV_U[0]) / np.diff(
+        mouth.MOUTH_UV_U)
+    interior = ((np.arange(SIZE) + 0.5)[:, None] / SIZE > 1.0 - mouth.MOUTH_UV_V[1] - 1.0 / SIZE) & (
         depth > -0.1) & (depth < 1.1)
     interior = interior.astype(np.float64)
-    teeth = np.maximum(_ramp((0.07 - np.abs(depth - 0.38)) / 0.04), _ramp((0.06 - np.abs(depth - 0.68)) / 0.04))
+    teeth = np.maximum(ramp((0.07 - np.abs(depth - 0.38)) / 0.04), ramp((0.06 - np.abs(depth - 0.68)) / 0.04))
     cavity = _CAVITY * (1.0 - 0.5 * np.sin(np.pi * np.clip(depth, 0.0, 1.0)))[..., None]
     mean = paint(mean, interior, cavity * (1.0 - teeth[..., None]) + teeth[..., None] * _TEETH)
     skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, socket, lashes]))
     eye_free = 1.0 - socket
 
     stubble = beard * np.clip(_noise(rng, x.shape, 0.4) + 1.0, 0.0, None)
-    freckles = front * (cheeks + _gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 0.7) - 1.2,
+    freckles = front * (cheeks + gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 0.7) - 1.2,
                                                                                    0.0, None)
     iris_colour = 0.12 * (iris * (1.0 - pupil))[..., None] * np.array([0.05, 0.6, 1.0])
     designed = [  # each component at +1 standard deviation, in albedo units
