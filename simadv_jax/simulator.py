@@ -12,14 +12,13 @@ One image is made in four stages:
      into the aligned crop; `render_framed` keeps a fixed framing instead (for detectors).
   4. light: a directional light (azimuth/elevation in radians, view space; 0, 0 = from the camera) of
      strength `light_intensity` plus an `ambient` term, expressed as DECA's 9 SH coefficients per channel
-     (`light_sh`), shading albedo x irradiance.
+     (`render.directional_light_sh`), shading albedo x irradiance.
 
 Images are float32 RGB in [0, 1], (H, W, 3). `valid` is False when the image is not finite, no face pixel
 was drawn, or a landmark lies behind the camera.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional
 
 import jax
@@ -29,8 +28,8 @@ import numpy as np
 import flame
 from flame.model import FlameModel, TextureModel
 from simadv_jax.params import ImageParams, SceneParams
-from simadv_jax.render import Camera, align_camera, get_template, look_at, perspective_from_focal, render_mesh
-from simadv_jax.render.shade import SH_CONSTANTS
+from simadv_jax.render import (Camera, align_camera, directional_light_sh, get_template, look_at,
+                               perspective_from_focal, render_mesh, to_pixels)
 
 DEFAULT_BACKGROUND = (0.5, 0.5, 0.5)
 # The camera and background of studies that sample scenes (realism, synthetic training): a head 0.6 m away,
@@ -41,16 +40,6 @@ STUDY_BACKGROUND = (0.45, 0.47, 0.5)
 # render_framed: pixels per metre are face_width_px / FACE_WIDTH_M at the landmarks' depth.
 FACE_WIDTH_M = 0.15
 
-# Real SH normalizations of DECA's 9 basis polynomials and the clamped-cosine kernel per band.
-_SH_NORM = (
-    1 / math.sqrt(4 * math.pi),
-    *(math.sqrt(3 / (4 * math.pi)),) * 3,
-    *(3 * math.sqrt(5 / (12 * math.pi)),) * 3,
-    1.5 * math.sqrt(5 / (12 * math.pi)),
-    0.5 * math.sqrt(5 / (4 * math.pi)),
-)
-_KERNEL = (math.pi, *(2 * math.pi / 3,) * 3, *(math.pi / 4,) * 5)
-
 
 class Image(NamedTuple):
     """image: (H, W, 3) float32 RGB in [0, 1]. valid: () bool. mask: (H, W) float32 face coverage.
@@ -60,27 +49,6 @@ class Image(NamedTuple):
     valid: jax.Array
     mask: jax.Array
     landmarks: jax.Array
-
-
-def light_direction(azimuth: jax.Array, elevation: jax.Array) -> jax.Array:
-    """Unit (3,) view-space direction towards the light; azimuth turns towards +x, elevation towards +y."""
-    return jnp.stack([jnp.sin(azimuth) * jnp.cos(elevation), jnp.sin(elevation), jnp.cos(azimuth) * jnp.cos(elevation)])
-
-
-def light_sh(azimuth, elevation, intensity, ambient) -> jax.Array:
-    """Directional + ambient white light -> (9, 3) DECA SH coefficients (see `render.shade.sh_shading`).
-
-    The irradiance they give is the order-2 SH approximation (Ramamoorthi & Hanrahan) of
-    ambient + intensity * max(0, n . d), d = `light_direction(azimuth, elevation)`: coefficient k is
-    kernel_l * norm_k^2 * poly_k(d) * intensity / SH_CONSTANTS[k] (+ ambient / SH_CONSTANTS[0] for k = 0).
-    """
-    d = light_direction(azimuth, elevation)
-    x, y, z = d[0], d[1], d[2]
-    poly = jnp.stack([jnp.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1])
-    scale = jnp.asarray([k * n * n / c for k, n, c in zip(_KERNEL, _SH_NORM, SH_CONSTANTS)], jnp.float32)
-    coeffs = intensity * scale * poly
-    coeffs = coeffs.at[0].add(ambient / SH_CONSTANTS[0])
-    return jnp.tile(coeffs[:, None], (1, 3)).astype(jnp.float32)
 
 
 def rotation(yaw, pitch, roll) -> jax.Array:
@@ -125,16 +93,14 @@ def aligned_geometry(model: FlameModel, params: ImageParams, template: str, size
 def _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks,
             check_finite=True) -> Image:
     albedo = flame.albedo(texture_model, params.texture)
-    sh = light_sh(params.light_azimuth, params.light_elevation, params.light_intensity, params.ambient)
+    sh = directional_light_sh(params.light_azimuth, params.light_elevation, params.light_intensity, params.ambient)
     size = _size(resolution)
     rendered = render_mesh(vertices, model.faces, camera, size, albedo, uv_coords=model.uv_coords,
                            uv_faces=model.uv_faces, sh_coeffs=sh, background=jnp.asarray(background, jnp.float32),
                            supersample=supersample)
     clip = camera.to_clip(landmarks)
-    w = clip[:, 3]
-    ndc = clip[:, :2] / jnp.where(w > 0, w, 1.0)[:, None]
-    pixels = jnp.stack([(ndc[:, 0] + 1) * 0.5 * size, (1 - ndc[:, 1]) * 0.5 * size], axis=-1)
-    valid = (jnp.sum(rendered.mask) > 0) & jnp.all(w > 0)
+    pixels = to_pixels(clip, size)
+    valid = (jnp.sum(rendered.mask) > 0) & jnp.all(clip[:, 3] > 0)
     if check_finite:
         valid = valid & jnp.all(jnp.isfinite(rendered.image))
     return Image(rendered.image, valid, rendered.mask, pixels)

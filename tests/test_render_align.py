@@ -1,4 +1,6 @@
-"""Alignment: templates, the similarity fit, and rendering straight into a recognizer's crop."""
+"""Cameras and alignment: projection to pixels, templates, the similarity fit, and rendering straight into a
+recognizer's crop."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,37 @@ import pytest
 from simadv_jax.render import camera as cam
 from simadv_jax.render.align import TEMPLATES, align_camera, five_points, get_template, similarity
 from simadv_jax.render.rasterize import rasterize
+
+
+class CameraTest(chex.TestCase):
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_to_pixels_conventions(self):
+        to_pixels = self.variant(cam.to_pixels, static_argnums=1)
+        clip = jnp.array([[-1.0, 1.0, 0.0, 1.0], [2.0, -2.0, 0.5, 2.0], [0.5, 0.25, 0.0, 1.0],
+                          [0.5, 0.25, 0.0, 0.0], [0.5, 0.25, 0.3, -2.0]])
+        pixels = to_pixels(clip, (40, 48))
+        chex.assert_shape(pixels, (5, 2))
+        # NDC (-1, 1) is the top-left image corner, (1, -1) the bottom-right one; u runs right, v down.
+        expected = [[0.0, 0.0], [48.0, 40.0], [1.5 * 24, 0.75 * 20]]
+        chex.assert_trees_all_close(pixels[:3], jnp.asarray(expected), atol=1e-5)
+        # At or behind the eye plane (w <= 0) there is no projection: x, y are divided by 1, staying finite.
+        chex.assert_trees_all_close(pixels[3:], jnp.asarray([expected[2]] * 2), atol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_pinhole_projection(self):
+        @self.variant
+        def project(points, eye, focal):
+            camera = cam.Camera(cam.look_at(eye, eye - jnp.array([0.0, 0.0, 1.0])),
+                                cam.perspective_from_focal(focal, (40, 48)))
+            return cam.to_pixels(camera.to_clip(points), (40, 48))
+
+        eye = jnp.array([0.1, -0.2, 3.0])
+        points = jnp.array([[0.1, -0.2, 0.0], [0.4, 0.1, 1.0], [-0.5, 0.3, -1.0]])
+        # Independent: a pinhole at `eye` looking down -z with the principal point at the image centre.
+        offset = np.asarray(points - eye)
+        expected = np.stack([24 + 30.0 * offset[:, 0] / -offset[:, 2], 20 - 30.0 * offset[:, 1] / -offset[:, 2]], -1)
+        chex.assert_trees_all_close(project(points, eye, 30.0), jnp.asarray(expected, jnp.float32), atol=1e-4)
 
 
 def test_templates():

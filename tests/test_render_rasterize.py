@@ -1,14 +1,19 @@
-"""Rasterizer vs an exact float64 numpy reference (per-pixel ray/triangle intersection)."""
+"""Rasterizer vs an exact float64 numpy reference (per-pixel ray/triangle intersection); render module imports."""
+import ast
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import simadv_jax.render
 from simadv_jax.render import camera as cam
 from simadv_jax.render.interpolate import interpolate
-from simadv_jax.render.rasterize import BACKGROUND_DEPTH, rasterize
+from simadv_jax.render.rasterize import rasterize
+from simadv_jax.render.types import BACKGROUND_DEPTH
+from tests.render_fixtures import needs_native
 
 RES = (40, 48)  # (H, W): non-square on purpose
 
@@ -16,7 +21,7 @@ RES = (40, 48)  # (H, W): non-square on purpose
 def reference(clip, faces, height, width, cull=False):
     """Exact reference: for every pixel centre, every triangle; nearest hit wins.
 
-    Uses the conventions of simadv_jax.render.rasterize (row 0 = top, centres at +0.5, discard w <= 0,
+    Uses the conventions of simadv_jax.render.types (row 0 = top, centres at +0.5, discard w <= 0,
     per-pixel depth clipping to [-1, 1], CCW-in-NDC front faces). Returns triangle id, perspective-correct
     barycentrics and NDC depth, in float64.
     """
@@ -50,9 +55,10 @@ def reference(clip, faces, height, width, cull=False):
     return tid.reshape(height, width), bary.reshape(height, width, 3), best.reshape(height, width)
 
 
-@pytest.fixture(scope="module", params=["jax", "native"])
+@pytest.fixture(scope="module", params=["jax", pytest.param("native", marks=needs_native)])
 def raster_fn(request):
-    """The jitted rasterizer with each jit-able backend: the pure-JAX visibility pass and the CPU kernel."""
+    """The jitted rasterizer with each jit-able backend: the pure-JAX visibility pass and the CPU kernel (where
+    it can run)."""
     return jax.jit(functools.partial(rasterize, backend=request.param),
                    static_argnames=("resolution", "cull_backfaces"))
 
@@ -223,3 +229,42 @@ def test_rasterize_inside_shard_map():
                                in_specs=spec, out_specs=spec))
     expected = jax.vmap(lambda c: rasterize(c, faces, RES).triangle_id)(clips)
     np.testing.assert_array_equal(np.asarray(fn(clips)), np.asarray(expected))
+
+
+def _render_imports() -> dict:
+    """{module: render modules it imports} for every module of simadv_jax.render, imports inside functions too."""
+    folder = os.path.dirname(simadv_jax.render.__file__)
+    modules = {name[:-3] for name in os.listdir(folder) if name.endswith(".py") and name != "__init__.py"}
+    graph = {}
+    for module in modules:
+        with open(os.path.join(folder, module + ".py")) as f:
+            tree = ast.parse(f.read())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "simadv_jax.render":
+                imported |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("simadv_jax.render."):
+                imported.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[2] for a in node.names if a.name.startswith("simadv_jax.render.")}
+        graph[module] = imported
+    return graph
+
+
+def test_render_modules_import_without_cycles():
+    graph = _render_imports()
+    assert graph["types"] == set()  # the shared types and conventions build on nothing in render
+    assert graph["nvdiffrast_backend"] <= {"types"} and graph["native"] <= {"types"}
+    done, active = set(), []
+
+    def visit(module):
+        assert module not in active, f"import cycle: {' -> '.join(active[active.index(module):] + [module])}"
+        if module not in done:
+            active.append(module)
+            for imported in sorted(graph[module]):
+                visit(imported)
+            active.pop()
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module)

@@ -1,6 +1,5 @@
-"""Simulator: aligned and framed renders of the embedded head, SH light, rotations, vmap == loop."""
+"""Simulator: aligned and framed renders of the embedded head, rotations, vmap == loop."""
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +11,6 @@ from simadv_jax import simulator
 from simadv_jax.params import ParamSpace
 from simadv_jax.render import get_template
 from simadv_jax.render.align import five_points, similarity
-from simadv_jax.render.shade import sh_basis, sh_shading
 
 RES = 40
 TEMPLATE = "arcface112"
@@ -78,24 +76,6 @@ def test_framed_render_is_centred_and_scaled():
     world = flame.forward(model, params.shape, params.expression, jnp.zeros((5, 3))).landmarks
     expected = float(jnp.abs(world[45, 0] - world[36, 0])) * 24.0 / simulator.FACE_WIDTH_M
     assert abs(abs(lmk[45, 0] - lmk[36, 0]) - expected) < 0.1 * expected
-
-
-def test_light_sh_approximates_clamped_cosine():
-    rng = np.random.default_rng(0)
-    normals = rng.normal(size=(20000, 3))
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    az, el, intensity, ambient = 0.4, -0.3, 0.8, 0.2
-    sh = simulator.light_sh(az, el, intensity, ambient)
-    d = np.array([math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)])
-    exact = ambient + intensity * np.maximum(normals @ d, 0)
-    approx = np.asarray(sh_shading(jnp.asarray(normals, jnp.float32), sh))[:, 0]
-    # Independent reference: the least-squares fit of the exact irradiance on the 9 basis functions over
-    # uniform sphere samples (the SH projection); order 2 is also close to the exact clamped cosine.
-    basis = np.asarray(sh_basis(jnp.asarray(normals, jnp.float32)), np.float64)
-    fit = basis @ np.linalg.lstsq(basis, exact, rcond=None)[0]
-    assert np.max(np.abs(approx - fit)) < 0.02 * intensity
-    assert np.mean(np.abs(approx - exact)) < 0.05 * intensity
-    np.testing.assert_allclose(sh[:, 0], sh[:, 2])  # white light
 
 
 def test_rotation_convention():

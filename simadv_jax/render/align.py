@@ -5,7 +5,7 @@ Instead of rendering a large image and resampling a crop (as `dlib.get_face_chip
 template is applied in clip space, so the face is rasterized directly into the crop at the recognizer's
 resolution.
 
-Templates are in continuous pixel coordinates of the crop (see `simadv_jax.render.rasterize`: pixel (i, j)
+Templates are in continuous pixel coordinates of the crop (see `simadv_jax.render.types`: pixel (i, j)
 has its centre at (j + 0.5, i + 0.5)). Both published templates use "pixel centres at integers"
 coordinates, so 0.5 is added to each.
 

@@ -1,6 +1,6 @@
 """Cameras as two 4x4 matrices: world -> view (OpenGL view space) and view -> clip (projection).
 
-See `simadv_jax.render.rasterize` for the clip-space, pixel and handedness conventions.
+See `simadv_jax.render.types` for the clip-space, pixel and handedness conventions.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from simadv_jax.render.rasterize import Resolution, resolution_hw
+from simadv_jax.render.types import Resolution, resolution_hw
 
 
 @struct.dataclass
@@ -90,7 +90,12 @@ def weak_perspective(scale, translation, depth_scale=0.1) -> jax.Array:
 
 
 def to_pixels(clip_points: jax.Array, resolution: Resolution) -> jax.Array:
-    """(N, 4) clip points -> (N, 2) continuous pixel coordinates (u right, v down; centres at +0.5)."""
+    """(N, 4) clip points -> (N, 2) continuous pixel coordinates (u right, v down; centres at +0.5).
+
+    Points at w <= 0 (at or behind the eye plane) have no projection: they are divided by 1 instead of w,
+    which keeps them finite; callers that must know test w > 0 themselves.
+    """
     height, width = resolution_hw(resolution)
-    ndc = clip_points[:, :2] / clip_points[:, 3:4]
+    w = clip_points[:, 3:4]
+    ndc = clip_points[:, :2] / jnp.where(w > 0, w, 1.0)
     return jnp.stack([(ndc[:, 0] + 1) * 0.5 * width, (1 - ndc[:, 1]) * 0.5 * height], axis=-1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from simadv_jax.render.rasterize import Raster
+from simadv_jax.render.types import Raster
 
 
 def interpolate(attributes: jax.Array, faces: jax.Array, raster: Raster) -> jax.Array:

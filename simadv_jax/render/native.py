@@ -42,11 +42,13 @@ def cache_dir() -> str:
     return os.environ.get("SIMADV_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "simadv_jax")
 
 
-def _compiler() -> str:
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
-    if not compiler:
+def compiler() -> str:
+    """The C++ compiler the kernel is built with: $CXX, else g++, c++ or clang++ on the PATH;
+    NativeUnavailable when there is none."""
+    found = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if not found:
         raise NativeUnavailable("no C++ compiler found (set CXX, or install g++)")
-    return compiler
+    return found
 
 
 def _cpu() -> str:
@@ -60,27 +62,27 @@ def _cpu() -> str:
         return platform.machine() + platform.processor()
 
 
-def _library_path(compiler: str) -> str:
-    """Cache path of the library for this source, jaxlib version, compiler, flags and CPU."""
+def library_path(cxx: str) -> str:
+    """Cache path of the library for this source, jaxlib version, compiler `cxx`, flags and CPU."""
     import jaxlib
 
     digest = hashlib.sha256()
     with open(SOURCE, "rb") as f:
         digest.update(f.read())
-    for part in (jaxlib.__version__, compiler, *FLAGS, _cpu()):
+    for part in (jaxlib.__version__, cxx, *FLAGS, _cpu()):
         digest.update(part.encode())
     return os.path.join(cache_dir(), f"native_visibility_{digest.hexdigest()[:16]}.so")
 
 
-def _build(compiler: str, path: str) -> None:
-    """Compiles SOURCE into `path` (written atomically, so concurrent builds are safe); NativeUnavailable
-    with the compiler's output or the file system's error."""
+def _build(cxx: str, path: str) -> None:
+    """Compiles SOURCE with `cxx` into `path` (written atomically, so concurrent builds are safe);
+    NativeUnavailable with the compiler's output or the file system's error."""
     partial = None
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         handle, partial = tempfile.mkstemp(suffix=".so.partial", dir=os.path.dirname(path))
         os.close(handle)
-        command = [compiler, *FLAGS, "-I", jax.ffi.include_dir(), SOURCE, "-o", partial]
+        command = [cxx, *FLAGS, "-I", jax.ffi.include_dir(), SOURCE, "-o", partial]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
             raise NativeUnavailable(f"building {SOURCE} failed ({' '.join(command)}):\n{result.stderr[-2000:]}")
@@ -96,14 +98,14 @@ def _build(compiler: str, path: str) -> None:
 def load() -> None:
     """Builds (once per cache folder) and registers the kernel; raises NativeUnavailable naming the cause.
     A cached library that does not load (e.g. truncated) is rebuilt once."""
-    compiler = _compiler()
-    path = _library_path(compiler)
+    cxx = compiler()
+    path = library_path(cxx)
     if not os.path.exists(path):
-        _build(compiler, path)
+        _build(cxx, path)
     try:
         library = ctypes.cdll.LoadLibrary(path)
     except OSError:
-        _build(compiler, path)
+        _build(cxx, path)
         try:
             library = ctypes.cdll.LoadLibrary(path)
         except OSError as error:

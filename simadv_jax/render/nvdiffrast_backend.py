@@ -2,7 +2,7 @@
 
 Install with the `gpu` extra (torch + nvdiffrast) on a CUDA machine. Arrays cross between JAX and torch with
 DLPack on the GPU (no host copies). These calls are eager (not jit-traceable); batched (B, ...) inputs are
-rasterized in one nvdiffrast call. Conventions are converted to `simadv_jax.render.rasterize`'s: rows are
+rasterized in one nvdiffrast call. Conventions are converted to `simadv_jax.render.types`': rows are
 flipped (nvdiffrast's row 0 is NDC y = -1), triangle ids shifted by -1, barycentrics (u, v) extended with
 1 - u - v, and background depth set to `BACKGROUND_DEPTH`.
 
@@ -15,7 +15,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from simadv_jax.render.rasterize import BACKGROUND_DEPTH, Raster, Resolution, resolution_hw
+from simadv_jax.render.types import BACKGROUND_DEPTH, Raster, Resolution, resolution_hw
 
 
 class NvdiffrastUnavailable(RuntimeError):

@@ -10,9 +10,10 @@ from simadv_jax.render.antialias import supersample as box_filter
 from simadv_jax.render.camera import Camera
 from simadv_jax.render.composite import composite
 from simadv_jax.render.interpolate import interpolate
-from simadv_jax.render.rasterize import Raster, Resolution, rasterize, resolution_hw
+from simadv_jax.render.rasterize import rasterize
 from simadv_jax.render.shade import shade, vertex_normals
 from simadv_jax.render.texture import texture
+from simadv_jax.render.types import Raster, Resolution, resolution_hw
 
 
 class Rendered(NamedTuple):
@@ -38,6 +39,7 @@ def render_mesh(
     supersample: int = 1,
     cull_backfaces: bool = True,
     boundary: str = "clamp",
+    backend: str = "auto",
 ) -> Rendered:
     """Renders one textured, SH-lit mesh (batch with `jax.vmap`).
 
@@ -54,12 +56,15 @@ def render_mesh(
       supersample: static int; rasterize at supersample x resolution and box-filter down.
       cull_backfaces: static; skip triangles facing away from the camera.
       boundary: static texture addressing, "clamp" or "wrap".
+      backend: static rasterizer backend, as `rasterize`: "auto" (default), "jax", "native" or "nvdiffrast"
+        (CUDA, eager: call render_mesh outside jit and vmap, one image at a time).
     Returns:
       Rendered(image clipped to [0, 1], mask, raster).
     """
     height, width = resolution_hw(resolution)
     clip = camera.to_clip(vertices)
-    raster = rasterize(clip, faces, (height * supersample, width * supersample), cull_backfaces=cull_backfaces)
+    raster = rasterize(clip, faces, (height * supersample, width * supersample), cull_backfaces=cull_backfaces,
+                       backend=backend)
     if albedo.ndim == 3:
         if uv_coords is None or uv_faces is None:
             raise ValueError("render_mesh: a UV albedo image needs uv_coords and uv_faces")

@@ -1,22 +1,6 @@
 """Rasterization: clip-space triangles -> per-pixel triangle id, barycentrics and depth.
 
-Conventions, stated once and used by every module of `simadv_jax.render`:
-
-- Clip space is OpenGL's (as nvdiffrast): homogeneous (x, y, z, w); NDC = (x, y, z) / w; the visible
-  volume is [-1, 1]^3. Camera/view space is OpenGL's too: x right, y up, the camera looks down -z.
-- Image rows go DOWN: row 0 is the top of the image (NDC y = +1), column 0 the left (NDC x = -1). This is
-  nvdiffrast's image flipped vertically (its row 0 is y = -1); it matches image files and recognizer crops.
-- Continuous pixel coordinates (u, v) = ((x_ndc + 1) / 2 * W, (1 - y_ndc) / 2 * H): (0, 0) is the top-left
-  corner of the image and pixel (i, j) (row i, column j) has its centre at (j + 0.5, i + 0.5). Landmarks and
-  alignment templates use these coordinates.
-- Depth is NDC z = z / w; smaller is nearer (OpenGL's LESS test). Fragments with depth outside [-1, 1] are
-  rejected per pixel, which is exact near/far clipping for triangles in front of the camera.
-- Triangles with any vertex at w <= 0 (at or behind the eye plane) are DISCARDED, not clipped.
-- Front faces are counter-clockwise in NDC (x right, y up), as in OpenGL; `cull_backfaces=True` drops the
-  others. Degenerate (zero-area) triangles cover nothing.
-- A pixel is covered when its centre is inside a triangle or on its edge; of fragments at equal (quantized)
-  depth the smaller triangle id wins, so results differ from other rasterizers only where a pixel centre lies
-  on an edge.
+Conventions (clip space, pixel centres, rows, depth, culling): `simadv_jax.render.types`.
 
 Algorithm (memory O(F + CHUNK * TILE^2 + H * W), never O(F * H * W)): each triangle's screen bounding box
 is split into TILE x TILE windows of pixel centres; these (triangle, window) work items, however many there
@@ -33,48 +17,19 @@ vectorized work-item loop here, which stays the reference and the fallback).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence, Union
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from simadv_jax.render import native, nvdiffrast_backend
+from simadv_jax.render.types import BACKGROUND_DEPTH, Raster, Resolution, resolution_hw
+
 TILE = 3  # side, in pixel centres, of the windows triangles are split into (3 was fastest at 112-300 px)
 CHUNK = 2048  # (triangle, window) work items per loop iteration
 MAX_ID_BITS = 20  # triangle-id bits of the visibility key (the other 11 or more hold depth)
-BACKGROUND_DEPTH = 1.0  # depth reported where no triangle is visible (the far plane)
 BACKENDS = ("auto", "jax", "native", "nvdiffrast")
-
-Resolution = Union[int, Sequence[int]]
-
-
-class Raster(NamedTuple):
-    """Rasterizer output for one image.
-
-    triangle_id: (H, W) int32 index into `faces` of the visible triangle, -1 for background.
-    barycentrics: (H, W, 3) float32 perspective-correct weights of the visible triangle's three corners
-      (in `faces` order; they sum to 1), zeros on background.
-    depth: (H, W) float32 NDC depth z / w of the visible surface, `BACKGROUND_DEPTH` on background.
-    """
-
-    triangle_id: jax.Array
-    barycentrics: jax.Array
-    depth: jax.Array
-
-    @property
-    def mask(self) -> jax.Array:
-        """(H, W) bool coverage."""
-        return self.triangle_id >= 0
-
-
-def resolution_hw(resolution: Resolution) -> tuple[int, int]:
-    """`resolution` (int S or (H, W)) -> (H, W) Python ints; anything else is a ValueError."""
-    if isinstance(resolution, int):
-        resolution = (resolution, resolution)
-    hw = tuple(int(r) for r in resolution)
-    if len(hw) != 2 or min(hw) < 1:
-        raise ValueError(f"resolution: expected a positive int or (height, width), got {resolution!r}")
-    return hw
 
 
 def _check_inputs(clip_vertices: jax.Array, faces: jax.Array) -> None:
@@ -235,8 +190,6 @@ def resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        from simadv_jax.render import native
-
         return "native" if native.available() else "jax"
     if backend == "native" and jax.default_backend() != "cpu":
         raise ValueError(f"backend='native' runs on the CPU only; JAX's default backend is "
@@ -270,8 +223,6 @@ def rasterize(
     """
     height, width = resolution_hw(resolution)
     if backend == "nvdiffrast":
-        from simadv_jax.render import nvdiffrast_backend
-
         return nvdiffrast_backend.rasterize(clip_vertices, faces, (height, width), cull_backfaces=cull_backfaces)
     backend = resolve_backend(backend)
     clip_vertices = jnp.asarray(clip_vertices, jnp.float32)
@@ -280,8 +231,6 @@ def rasterize(
     x, y, z, w, in_front = _screen(clip_vertices, faces, height, width)
     corners = tuple(lax.stop_gradient(a) for a in (x, y, z))
     if backend == "native":
-        from simadv_jax.render import native
-
         ids = native.nearest_triangles(*corners, in_front, height, width, cull_backfaces)
     else:
         ids = _visible_triangles(*corners, in_front, height, width, cull_backfaces)
