@@ -14,9 +14,9 @@ from simadv_jax import devices
 from simadv_jax.report.files import write_json_atomic
 
 _BENCHMARKS = {
-    "render": "simadv_jax.render.benchmark",
-    "recognizers": "simadv_jax.recognizers.benchmark",
-    "search": "simadv_jax.search.benchmark",
+    "render": "simadv_jax.benchmarks.render",
+    "recognizers": "simadv_jax.benchmarks.recognizers",
+    "search": "simadv_jax.benchmarks.search",
 }
 
 WHAT = flags.DEFINE_enum("what", "render", sorted(_BENCHMARKS), "Which benchmark to run.")

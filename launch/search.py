@@ -7,11 +7,14 @@ simadv_jax.search.experiment. --resume continues DIR (Ctrl-C loses nothing alrea
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 from absl import app, flags
 
 from simadv_jax import devices
-from simadv_jax.search.experiment import SearchConfig, run_search
+from simadv_jax.search.config import SearchConfig
+from simadv_jax.search.experiment import Interrupted, Progress, Watchdog, run_search
 
 _D = SearchConfig()
 STRATEGY = flags.DEFINE_list("strategy", list(_D.strategies), "Strategies, comma-separated for a side-by-side run: "
@@ -48,9 +51,12 @@ CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "JAX devices on a CPU (0: o
 NUM_HOSTS = flags.DEFINE_integer("num_hosts", 1, "Processes of a multi-host search (jax.distributed); every host "
                                  "runs the same command with its --host_index, and only host 0 writes.")
 HOST_INDEX = flags.DEFINE_integer("host_index", 0, "This process's index in [0, --num_hosts).")
+WATCHDOG_FLOOR = flags.DEFINE_float("watchdog_floor_s", 300.0, "A step that runs 20x longer than any before it, and "
+                                    "at least this many seconds, is taken as hung: the search stops with a message "
+                                    "(the checkpoint stays intact). 0 disables the watchdog.")
 COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0's coordinator (--num_hosts > 1; "
                                   "or JAX_COORDINATOR_ADDRESS).")
-_DEVICE_FLAGS = ("cpu_devices", "num_hosts", "host_index", "coordinator")
+_DEVICE_FLAGS = ("cpu_devices", "num_hosts", "host_index", "coordinator", "watchdog_floor_s")
 
 
 def _flags_text() -> str:
@@ -62,11 +68,37 @@ def _flags_text() -> str:
 def config_from_flags() -> SearchConfig:
     """The SearchConfig the parsed flags describe."""
     return SearchConfig(
-        strategies=tuple(STRATEGY.value), strategy_options=tuple(STRATEGY_OPTIONS.value), runs=RUNS.value, samples_per_iteration=SAMPLES.value,
-        max_iterations=MAX_ITERATIONS.value, stop_at_first=STOP_AT_FIRST.value, seed=SEED.value,
+        strategies=tuple(STRATEGY.value), strategy_options=tuple(STRATEGY_OPTIONS.value), runs=RUNS.value,
+        samples_per_iteration=SAMPLES.value, max_iterations=MAX_ITERATIONS.value, stop_at_first=STOP_AT_FIRST.value, seed=SEED.value,
         recognizer=RECOGNIZER.value, threshold=THRESHOLD.value, head=HEAD.value, texture=TEXTURE.value,
         space=SPACE.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, rescore_with=RESCORE_WITH.value,
         checkpoint_every=CHECKPOINT_EVERY.value, max_saved_adversarials=MAX_SAVED.value, progress=PROGRESS.value)
+
+
+class ProgressBar:
+    """tqdm bar over strategies x iterations: runs done, adversarials, queries/s (from the first finished
+    iteration, i.e. after compilation)."""
+
+    def __init__(self, config: SearchConfig):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=len(config.strategies) * config.max_iterations, unit="it", dynamic_ncols=True)
+        self.max_iterations = config.max_iterations
+        self.queries, self.start = 0, None
+
+    def __call__(self, event: Progress):
+        position = event.strategy_index * self.max_iterations + (self.max_iterations if event.finished
+                                                                 else event.iteration)
+        self.bar.update(position - self.bar.n)
+        if event.finished:
+            return
+        if self.start is None:
+            self.start = time.perf_counter()
+        else:
+            self.queries += event.queries
+        rate = self.queries / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix_str(f"{event.strategy} it {event.iteration} runs done {event.runs_done}/{event.runs} "
+                                 f"adv {event.adversarials} q/s {rate:.1f}")
 
 
 def main(argv):
@@ -79,10 +111,20 @@ def main(argv):
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     config = config_from_flags()
+    progress = ProgressBar(config) if config.progress and devices.is_writer() else None
+    watchdog = Watchdog(floor_s=WATCHDOG_FLOOR.value) if WATCHDOG_FLOOR.value > 0 else None
     try:
-        run_search(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text())
+        run_search(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(), progress=progress,
+                   watchdog=watchdog, log=lambda message: print(message, file=sys.stderr, flush=True))
     except ValueError as e:
         raise SystemExit(f"error: {e}")
+    except KeyboardInterrupt as e:  # Interrupted says how far it got
+        message = str(e) if isinstance(e, Interrupted) else "interrupted before the first iteration"
+        print(f"{message}; continue with --resume" if "--resume" not in message else message, file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        if progress is not None:
+            progress.bar.close()
     if not devices.is_writer():
         return
     with open(os.path.join(OUTPUT_DIR.value, "table.md")) as f:

@@ -1,32 +1,45 @@
-"""The one hot path: a batch of search vectors rho -> recognizer scores, as one jitted call.
+"""The one hot path (search vectors rho -> recognizer scores) and the one host-side batcher.
 
-    rho (B, n) --space.decode--> SceneParams --simulator.render_image (vmap)--> reference, probe crops
-        --recognizer.embed--> embeddings --recognizer.score--> similarity (B,)
+    rho (B, n) --space.decode--> SceneParams --simulator.render_view (lax.map of vmapped groups)--> crops
+        --recognizer.embed--> embeddings --recognizer.score--> similarity (B,) --scenario--> loss (B,)
 
-Scenarios (the `--scenario` flag):
-  - "genuine" (the paper's): reference and probe show one identity; loss = similarity; adversarial iff
-    valid and similarity < T (a false non-match).
-  - "impostor": the reference shows a second identity (the space must search or fix `ref.shape`/`ref.texture`
-    apart from the probe's); loss = -similarity, threshold -T; adversarial iff similarity > T (a false match).
-`search.step` sees only the loss and the loss threshold (`Evaluation.threshold`).
+Two objects, both built once per space and head:
+  - `Renderer` (`make_renderer`): rho -> the reference and probe images of each pair, for one `simulator.View`
+    (a recognizer's aligned crop, or a detector's framing).
+  - `Evaluation` (`make_evaluate`): rho -> loss and validity for one recognizer; it renders with a Renderer of
+    the recognizer's aligned view. `apply(data, rho)` is the pure function a jitted search step embeds; the
+    host methods `score_points`, `images`, `score_images` and `embed_images` take any number N of points or
+    images and run them through one compiled call per chunk of `batch_size` (the last chunk padded with copies
+    of its first row; padding never reaches the results). Every re-render, re-score, report, realism study,
+    region flood fill and sweep uses these, so the crops a report shows are the crops that were scored.
 
-When no reference value depends on rho (`space.reference_is_constant`), the reference is rendered and
-embedded once, at build time, not per sample. A sample is valid iff both images rendered validly
-(`simulator.Image.valid`) and every image pixel, embedding entry and the score are finite.
+Scenarios (`--scenario`, `Scenario`) are the one place the sign between similarity and loss is applied:
+  - "genuine" (the paper's): reference and probe show one identity; loss = similarity; adversarial iff valid and
+    similarity < T (a false non-match).
+  - "impostor": the reference shows a second identity; loss = -similarity, loss threshold -T; adversarial iff
+    similarity > T (a false match).
+Search code sees only losses and `Evaluation.loss_threshold`; reports see similarities and
+`Evaluation.similarity_threshold` (the recognizer's decision threshold T).
 
-With several devices the batch axis is sharded over a 1-D mesh ("batch") of `jax.devices()` (every host's,
-under `jax.distributed`): each device renders its shard in `RENDER_GROUP`s and the recognizer runs data-parallel;
-B is padded to a multiple of the device count inside the call, and the (B,) results come back replicated, so
-every process can read them.
+When no reference value depends on rho (`space.reference_is_constant`), the reference is rendered and embedded
+once, at build time. A sample is valid iff both images rendered validly (`simulator.Image.valid`) and every pixel,
+embedding entry and the score are finite.
+
+Devices. `apply` shards the batch axis over a 1-D mesh ("batch") of `devices` (default `jax.devices()`, every
+host's under `jax.distributed`): each device renders its shard in RENDER_GROUP-image groups, the recognizer runs
+data-parallel, B is padded to a multiple of the device count inside the call and the (B,) results come back
+replicated. The host methods shard over this process's local devices only, so one process can call them alone
+(e.g. the process that writes a report).
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, NamedTuple, Optional
+import dataclasses
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flame.model import FlameModel, TextureModel
@@ -38,52 +51,133 @@ SCENARIOS = ("genuine", "impostor")
 # Images rendered per vmapped group on one device; groups run one after another (`lax.map`). On XLA:CPU this
 # is ~1.5x faster than one vmap over the whole batch (the rasterizer's per-image buffers stay in cache).
 RENDER_GROUP = 8
+# Points per compiled call of the host methods (a multiple of RENDER_GROUP).
+DEFAULT_BATCH_SIZE = 32
 
 
-class EvalResult(NamedTuple):
-    """scores: (B,) float32 losses to minimize (similarity, or -similarity for "impostor").
-    valid: (B,) bool. Unpacks as the `(scores, valid)` pair `search.step` expects."""
-
-    scores: jax.Array
-    valid: jax.Array
+# ---- scenarios --------------------------------------------------------------------------------------------
 
 
-class Evaluation(NamedTuple):
-    """What `make_evaluate` returns.
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """name: "genuine" or "impostor"; sign: +1 or -1, loss = sign * similarity."""
 
-    evaluate: `rho (B, n) -> EvalResult`, one jitted call (= `jax.jit(apply)` with `data` bound).
-    apply: the pure `(data, rho) -> EvalResult`; jit callers that embed it in a larger step pass `data` as
-      an argument, so weights and meshes are traced inputs rather than compile-time constants.
-    data: pytree ((head, texture model) with their bases cut to the components the space moves, recognizer
-      params, precomputed reference embedding or None).
-    threshold: the loss threshold (adversarial iff valid and loss < threshold).
-    scenario: the scenario name; sign: +1 (genuine) or -1 (impostor), similarity = sign * loss.
-    mesh: the 1-D "batch" device mesh the batch is sharded over; None on one device.
-    """
-
-    evaluate: Callable[[jax.Array], EvalResult]
-    apply: Callable
-    data: Any
-    threshold: float
-    scenario: str
+    name: str
     sign: float
-    mesh: Optional[Mesh]
+
+    def loss(self, similarity):
+        """Similarity (higher = same person) -> loss (lower = more adversarial)."""
+        return self.sign * similarity
+
+    def similarity(self, loss):
+        """Inverse of `loss`."""
+        return self.sign * loss
+
+    @classmethod
+    def named(cls, name: str) -> "Scenario":
+        """The Scenario `name`; ValueError naming --scenario for an unknown one."""
+        if name not in SCENARIOS:
+            raise ValueError(f"--scenario: unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+        return cls(name, 1.0 if name == "genuine" else -1.0)
 
 
-def _sign(scenario: str) -> float:
-    if scenario not in SCENARIOS:
-        raise ValueError(f"--scenario: unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-    return 1.0 if scenario == "genuine" else -1.0
-
-
-def check_scenario(space: ParamSpace, scenario: str) -> None:
+def check_scenario(space: ParamSpace, name: str) -> None:
     """Raises ValueError naming --scenario when the space cannot express it (impostor needs two identities)."""
-    _sign(scenario)
-    if scenario == "impostor" and space.identity_is_tied:
+    Scenario.named(name)
+    if name == "impostor" and space.identity_is_tied:
         raise ValueError(
             "--scenario=impostor: the reference shares the probe's identity in --space; give it its own, "
             "e.g. 'ref.shape[0:15]=-2:2,ref.texture[0:15]=-2:2'"
         )
+
+
+# ---- results ------------------------------------------------------------------------------------------------
+
+
+class EvalResult(NamedTuple):
+    """What `Evaluation.apply` returns for B points (device arrays).
+
+    loss: (B,) float32 losses to minimize (scenario.loss of the similarity; NaN possible). valid: (B,) bool.
+    Unpacks as the `(scores, valid)` pair `search.step` expects.
+    """
+
+    loss: jax.Array
+    valid: jax.Array
+
+
+class PointScores(NamedTuple):
+    """Host results for N points (numpy). loss, similarity: (N,) float32; valid, adversarial: (N,) bool
+    (adversarial = valid and loss < loss_threshold)."""
+
+    loss: np.ndarray
+    similarity: np.ndarray
+    valid: np.ndarray
+    adversarial: np.ndarray
+
+
+class PairImages(NamedTuple):
+    """Host images for N points (numpy). reference, probe: (N, R, R, 3) float32 RGB in [0, 1];
+    valid: (N,) bool, both images rendered validly with finite pixels."""
+
+    reference: np.ndarray
+    probe: np.ndarray
+    valid: np.ndarray
+
+
+@struct.dataclass
+class Head:
+    """The head the renderer draws, with its bases cut to the components the space moves (less memory to
+    stream per image): model: FlameModel; texture_model: TextureModel."""
+
+    model: FlameModel
+    texture_model: TextureModel
+
+
+@struct.dataclass
+class ReferenceEmbedding:
+    """A constant reference, embedded once: embedding (D,) float32; valid () bool."""
+
+    embedding: jax.Array
+    valid: jax.Array
+
+
+@struct.dataclass
+class EvaluationData:
+    """The traced inputs of `Evaluation.apply` (arguments, so weights are not compile-time constants).
+
+    head: Head. recognizer_params: the recognizer's weights pytree. reference: ReferenceEmbedding when the
+    space's reference is constant, else None.
+    """
+
+    head: Head
+    recognizer_params: Any
+    reference: Optional[ReferenceEmbedding]
+
+
+# ---- the host batcher ------------------------------------------------------------------------------------
+
+
+def map_batches(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> Any:
+    """The one host-side batcher: applies `fn` (compiled for a leading axis of exactly `batch_size`) to N rows.
+
+    arrays: inputs with a common leading axis N (any N >= 0). The rows go in chunks of `batch_size`; the last
+    chunk is padded with copies of its first row, and outputs for padding rows are dropped.
+    Returns fn's output pytree as numpy arrays with leading axis N.
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    count = arrays[0].shape[0]
+    if any(a.shape[0] != count for a in arrays):
+        raise ValueError(f"map_batches: inputs differ in length: {[a.shape[0] for a in arrays]}")
+    if count == 0:
+        shapes = jax.eval_shape(fn, *(jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], a.dtype) for a in arrays))
+        return jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], s.dtype), shapes)
+    chunks = []
+    for start in range(0, count, batch_size):
+        parts = [a[start:start + batch_size] for a in arrays]
+        size = parts[0].shape[0]
+        padded = [np.concatenate([p, np.repeat(p[:1], batch_size - size, axis=0)]) for p in parts]
+        chunks.append(jax.tree.map(lambda x: x[:size], jax.device_get(fn(*padded))))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *chunks)
 
 
 def batch_sharding(devices=None) -> Optional[NamedSharding]:
@@ -94,6 +188,249 @@ def batch_sharding(devices=None) -> Optional[NamedSharding]:
     return NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
 
 
+def map_groups(fn: Callable, shared, batched, sharding: Optional[NamedSharding], group: Optional[int] = RENDER_GROUP):
+    """Traced `fn(shared, one)` over the leading axis of the pytree `batched`, the batch sharded over `sharding`'s
+    mesh (B divisible by its size; None: one device): each device runs its shard as `lax.map` over vmapped groups
+    of `group` items (None: one vmap over the shard). `shared` is replicated."""
+    def local(shared, batched):
+        if group is None:
+            return jax.vmap(fn, in_axes=(None, 0))(shared, batched)
+        return jax.lax.map(lambda one: fn(shared, one), batched, batch_size=group)
+
+    if sharding is None:
+        return local(shared, batched)
+    return jax.shard_map(local, mesh=sharding.mesh, in_specs=(PartitionSpec(), sharding.spec),
+                         out_specs=sharding.spec)(shared, batched)
+
+
+def _local_devices(devices) -> list:
+    """The devices of `devices` (default all) that this process drives."""
+    devices = jax.devices() if devices is None else devices
+    return [d for d in devices if d.process_index == jax.process_index()]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _pad_to_devices(x: jax.Array, sharding: Optional[NamedSharding]) -> jax.Array:
+    """(B, ...) -> (B', ...) padded with zeros to a multiple of the mesh size, sharded over it."""
+    if sharding is None:
+        return x
+    x = jnp.pad(x, ((0, -x.shape[0] % sharding.mesh.size),) + ((0, 0),) * (x.ndim - 1))
+    return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def _replicated(tree, sharding: Optional[NamedSharding]):
+    if sharding is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(sharding.mesh, PartitionSpec()))
+
+
+def _interleave(reference, probe):
+    """Two pytrees of (B, ...) leaves -> one of (2B, ...): sample i's reference and probe are rows 2i and 2i + 1,
+    so both stay on the device that holds sample i."""
+    return jax.tree.map(lambda r, p: jnp.stack([r, p], axis=1).reshape(2 * r.shape[0], *r.shape[1:]),
+                        reference, probe)
+
+
+# ---- the renderer ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Renderer:
+    """rho -> the images of each pair, for one space, head and view. Build with `make_renderer`.
+
+    space: the ParamSpace. view: the simulator.View. head: the Head it draws. batch_size: points per compiled
+    host call. render(head, params, sharding): traced, batched ImageParams (B leading) -> batched Image, each
+    device rendering its shard as `lax.map` over vmapped groups of RENDER_GROUP.
+    """
+
+    space: ParamSpace
+    view: simulator.View
+    head: Head
+    batch_size: int
+    devices: Optional[tuple]
+    _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def render(self, head: Head, params, sharding: Optional[NamedSharding]) -> simulator.Image:
+        """Traced: batched ImageParams (B divisible by the mesh size) -> batched simulator.Image. Pixels are not
+        checked for finiteness here (callers check whole batches: inside the vmapped render XLA:CPU would
+        compute every pixel twice for the check)."""
+        return map_groups(lambda h, p: simulator.render_view(h.model, h.texture_model, p, self.view,
+                                                             check_finite=False), head, params, sharding)
+
+    def render_pairs(self, head: Head, rho: jax.Array, sharding: Optional[NamedSharding]) -> simulator.Image:
+        """Traced: (B, n) rho (B divisible by the mesh size) -> Image with 2B interleaved rows (see `_interleave`)."""
+        scene = self.space.decode(rho)
+        return self.render(head, _interleave(scene.reference, scene.probe), sharding)
+
+    @property
+    def local_sharding(self) -> Optional[NamedSharding]:
+        """The batch sharding of the host methods: this process's devices."""
+        return batch_sharding(_local_devices(self.devices))
+
+    def images(self, rho) -> PairImages:
+        """(N, n) rho (used as given: clip first) -> PairImages (numpy), any N."""
+        if "images" not in self._compiled:
+            sharding = self.local_sharding
+
+            @jax.jit
+            def images(head, rho):
+                batch = rho.shape[0]
+                out = self.render_pairs(head, _pad_to_devices(rho, sharding), sharding)
+                pixels = out.image.reshape(-1, 2, *out.image.shape[1:])[:batch]
+                ok = jnp.all(out.valid.reshape(-1, 2)[:batch], axis=1) & jnp.all(jnp.isfinite(pixels), axis=(1, 2, 3, 4))
+                return PairImages(pixels[:, 0], pixels[:, 1], ok)
+
+            self._compiled["images"] = images
+        rho = np.asarray(rho, np.float32).reshape(-1, self.space.size)
+        return map_batches(lambda r: self._compiled["images"](self.head, r), [rho], self.batch_size)
+
+
+def make_renderer(space: ParamSpace, model: FlameModel, texture_model: TextureModel, view: simulator.View, *,
+                  batch_size: int = DEFAULT_BATCH_SIZE, devices=None) -> Renderer:
+    """The Renderer of `space`'s pairs on this head, framed by `view`.
+
+    Only the basis components the space can move travel with the head (the others multiply zeros).
+    """
+    simulator.check_head(model, texture_model)
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    head = Head(model.leading_components(space.sizes["shape"], space.sizes["expression"]),
+                texture_model.leading_components(space.sizes["texture"]))
+    return Renderer(space, view, head, _round_up(batch_size, RENDER_GROUP),
+                    None if devices is None else tuple(devices))
+
+
+# ---- the evaluation --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Evaluation:
+    """The batched evaluation of one space, head and recognizer. Build with `make_evaluate`.
+
+    renderer: the Renderer of the recognizer's aligned view. recognizer: the Recognizer record.
+    scenario: the Scenario. similarity_threshold: the recognizer's decision threshold T on the similarity;
+    loss_threshold: scenario.loss(T) (adversarial iff valid and loss < loss_threshold).
+    data: EvaluationData (on this process's devices). sharding: the batch sharding `apply` uses over its
+    devices; None on one device. reference_image: (R, R, 3) numpy image of a constant reference, else None.
+    """
+
+    renderer: Renderer
+    recognizer: Recognizer
+    scenario: Scenario
+    similarity_threshold: float
+    data: EvaluationData
+    sharding: Optional[NamedSharding]
+    reference_image: Optional[np.ndarray]
+    _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def mesh(self) -> Optional[Mesh]:
+        """The 1-D "batch" device mesh `apply` shards over; None on one device."""
+        return None if self.sharding is None else self.sharding.mesh
+
+    @property
+    def space(self) -> ParamSpace:
+        return self.renderer.space
+
+    @property
+    def loss_threshold(self) -> float:
+        return self.scenario.loss(self.similarity_threshold)
+
+    @property
+    def batch_size(self) -> int:
+        return self.renderer.batch_size
+
+    # -- traced ------------------------------------------------------------------------------------------
+    def _embed(self, params, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(M, R, R, 3) -> ((M, D) embeddings, (M,) bool every pixel and entry finite)."""
+        embeddings = self.recognizer.embed(params, images)
+        finite = jnp.all(jnp.isfinite(embeddings), axis=-1) & jnp.all(jnp.isfinite(images), axis=(1, 2, 3))
+        return embeddings, finite
+
+    def _result(self, ref_embedding, probe_embedding, ok, batch, sharding) -> EvalResult:
+        loss = self.scenario.loss(self.recognizer.score(ref_embedding, probe_embedding))
+        return _replicated(EvalResult(loss[:batch], (ok & jnp.isfinite(loss))[:batch]), sharding)
+
+    def _apply(self, data: EvaluationData, rho: jax.Array, sharding: Optional[NamedSharding]) -> EvalResult:
+        batch = rho.shape[0]
+        rho = _pad_to_devices(jnp.asarray(rho, jnp.float32), sharding)
+        if data.reference is not None:
+            probe = self.renderer.render(data.head, self.space.decode(rho).probe, sharding)
+            probe_embedding, probe_finite = self._embed(data.recognizer_params, probe.image)
+            ref_embedding = jnp.broadcast_to(data.reference.embedding, probe_embedding.shape)
+            ok = probe_finite & probe.valid & data.reference.valid
+        else:
+            images = self.renderer.render_pairs(data.head, rho, sharding)
+            embeddings, finite = self._embed(data.recognizer_params, images.image)
+            embeddings = embeddings.reshape(-1, 2, embeddings.shape[-1])
+            ref_embedding, probe_embedding = embeddings[:, 0], embeddings[:, 1]
+            ok = jnp.all((finite & images.valid).reshape(-1, 2), axis=1)
+        return self._result(ref_embedding, probe_embedding, ok, batch, sharding)
+
+    def apply(self, data: EvaluationData, rho: jax.Array) -> EvalResult:
+        """Pure `(data, rho (B, n)) -> EvalResult` sharded over `mesh`, for jitted callers that embed it in a
+        larger step (pass `self.data`). rho is used as given (clip first)."""
+        return self._apply(data, rho, self.sharding)
+
+    def evaluate(self, rho: jax.Array) -> EvalResult:
+        """`apply` with `data` bound, jitted (recompiles per distinct B)."""
+        if "evaluate" not in self._compiled:
+            self._compiled["evaluate"] = jax.jit(self.apply)
+        return self._compiled["evaluate"](self.data, rho)
+
+    # -- host ------------------------------------------------------------------------------------------
+    def _host(self, name: str, fn: Callable, arrays: Sequence[np.ndarray], batch_size: int):
+        """map_batches of `fn(data, *chunks)` jitted once per name."""
+        if name not in self._compiled:
+            self._compiled[name] = jax.jit(fn)
+        return map_batches(lambda *chunks: self._compiled[name](self.data, *chunks), arrays, batch_size)
+
+    def _point_scores(self, result: EvalResult) -> PointScores:
+        loss, valid = np.asarray(result.loss, np.float32), np.asarray(result.valid, bool)
+        return PointScores(loss, np.asarray(self.scenario.similarity(loss), np.float32), valid,
+                           valid & (loss < np.float32(self.loss_threshold)))
+
+    def score_points(self, rho) -> PointScores:
+        """(N, n) rho, any N (used as given: clip first) -> PointScores; the same numbers `evaluate` gives."""
+        sharding = self.renderer.local_sharding
+        rho = np.asarray(rho, np.float32).reshape(-1, self.space.size)
+        result = self._host("score_points", lambda data, r: self._apply(data, r, sharding), [rho], self.batch_size)
+        return self._point_scores(result)
+
+    def images(self, rho) -> PairImages:
+        """(N, n) rho -> the exact crops `score_points` scores (numpy), any N."""
+        return self.renderer.images(rho)
+
+    def embed_images(self, images) -> np.ndarray:
+        """(M, R, R, 3) float RGB in [0, 1] (e.g. saved 8-bit crops / 255) -> (M, D) float32 embeddings."""
+        sharding = self.renderer.local_sharding
+
+        def embed(data, chunk):
+            batch = chunk.shape[0]
+            return self.recognizer.embed(data.recognizer_params, _pad_to_devices(chunk, sharding))[:batch]
+
+        images = np.asarray(images, np.float32)
+        return self._host("embed_images", embed, [images], 2 * self.batch_size)
+
+    def score_images(self, reference, probe) -> PointScores:
+        """(N, R, R, 3) reference and probe images (e.g. re-read PNGs) -> PointScores of each pair."""
+        sharding = self.renderer.local_sharding
+
+        def score(data, ref, prb):
+            batch = ref.shape[0]
+            embeddings, finite = self._embed(data.recognizer_params,
+                                             _pad_to_devices(_interleave(ref, prb), sharding))
+            embeddings = embeddings.reshape(-1, 2, embeddings.shape[-1])
+            ok = jnp.all(finite.reshape(-1, 2), axis=1)
+            return self._result(embeddings[:, 0], embeddings[:, 1], ok, batch, sharding)
+
+        arrays = [np.asarray(reference, np.float32), np.asarray(probe, np.float32)]
+        return self._point_scores(self._host("score_images", score, arrays, self.batch_size))
+
+
 def make_evaluate(
     space: ParamSpace,
     model: FlameModel,
@@ -101,103 +438,47 @@ def make_evaluate(
     recognizer: Recognizer,
     *,
     scenario: str = "genuine",
-    threshold: Optional[float] = None,
+    similarity_threshold: Optional[float] = None,
     resolution: Optional[int] = None,
     supersample: int = 1,
     background=simulator.DEFAULT_BACKGROUND,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     devices=None,
 ) -> Evaluation:
-    """Builds the batched evaluation for one space, head and recognizer.
+    """Builds the batched evaluation of one space, head and recognizer.
 
     Args:
-      space: the ParamSpace rho lives in (paper units; rho is used as given, clip before).
-      model, texture_model: the head.
-      recognizer: the Recognizer record; images are rendered at `resolution` (default its input_size) into
-        its alignment template.
+      space: the ParamSpace rho lives in (paper units).
+      model, texture_model: the head (with landmarks).
+      recognizer: the Recognizer record; images are rendered at `resolution` (default its input_size) into its
+        alignment template.
       scenario: "genuine" or "impostor" (module docstring).
-      threshold: the recognizer's decision threshold on the similarity (default `recognizer.threshold`).
-      resolution, supersample, background: rendering options (see `simulator.render_image`).
-      devices: devices to shard the batch over (default `jax.devices()`).
-    Returns:
-      Evaluation; `evaluate(rho)` is one jitted call for any B (recompiles per distinct B).
+      similarity_threshold: the decision threshold T on the similarity (default `recognizer.threshold`).
+      resolution, supersample, background: the view's options (`simulator.View`).
+      batch_size: points per compiled call of the host methods (rounded up to a multiple of RENDER_GROUP).
+      devices: devices `apply` shards the batch over (default `jax.devices()`).
     """
-    sign = _sign(scenario)
     check_scenario(space, scenario)
-    threshold = float(recognizer.threshold if threshold is None else threshold)
-    size = recognizer.input_size if resolution is None else resolution
-    sharding = batch_sharding(devices)
-    num_devices = 1 if sharding is None else sharding.mesh.size
+    threshold = float(recognizer.threshold if similarity_threshold is None else similarity_threshold)
+    view = simulator.View.aligned(recognizer.template, recognizer.input_size if resolution is None else resolution,
+                                  supersample=supersample, background=background)
+    renderer = make_renderer(space, model, texture_model, view, batch_size=batch_size, devices=devices)
+    local = renderer.local_sharding
+    # On this process's devices once (replicated), rather than copied from the host at every call.
+    data = jax.device_put(EvaluationData(renderer.head, recognizer.params, None),
+                          jax.local_devices()[0] if local is None else NamedSharding(local.mesh, PartitionSpec()))
+    evaluation = Evaluation(renderer, recognizer, Scenario.named(scenario), threshold, data, batch_sharding(devices),
+                            None)
+    if not space.reference_is_constant:
+        return evaluation
 
-    def render(head, params):
-        return simulator.render_image(head[0], head[1], params, template=recognizer.template, resolution=size,
-                                      supersample=supersample, background=background, check_finite=False)
+    @jax.jit
+    def reference(head, params):
+        image = simulator.render_view(head.model, head.texture_model,
+                                      space.decode(jnp.zeros((space.size,), jnp.float32)).reference, view)
+        embedding, finite = evaluation._embed(params, image.image[None])
+        return image.image, ReferenceEmbedding(embedding[0], finite[0] & image.valid)
 
-    def render_local(head, params):
-        """Batched `params` -> batched Image: lax.map over vmapped groups of RENDER_GROUP."""
-        return jax.lax.map(lambda p: render(head, p), params, batch_size=RENDER_GROUP)
-
-    if sharding is None:
-        render_batch = render_local
-    else:  # each device loops over its own shard
-        render_batch = jax.shard_map(render_local, mesh=sharding.mesh, in_specs=(PartitionSpec(), sharding.spec),
-                                     out_specs=sharding.spec)
-
-    def embed(params, images):
-        embeddings = recognizer.embed(params, images)
-        finite = jnp.all(jnp.isfinite(embeddings), axis=-1) & jnp.all(jnp.isfinite(images), axis=(1, 2, 3))
-        return embeddings, finite
-
-    # Only the basis components the space can move travel with the data (the others multiply zeros): less
-    # memory to stream per image.
-    head = (model.leading_components(space.sizes["shape"], space.sizes["expression"]),
-            texture_model.leading_components(space.sizes["texture"]))
-    reference = None
-    if space.reference_is_constant:
-        @jax.jit
-        def reference_embedding(head, params):
-            image = render(head, space.decode(jnp.zeros((space.size,), jnp.float32)).reference)
-            embedding, finite = embed(params, image.image[None])
-            return embedding[0], finite[0] & image.valid
-
-        reference = reference_embedding(head, recognizer.params)
-
-    def apply(data, rho: jax.Array) -> EvalResult:
-        head, params, reference = data
-        batch = rho.shape[0]
-        padded = -batch % num_devices
-        rho = jnp.pad(jnp.asarray(rho, jnp.float32), ((0, padded), (0, 0)))
-        if sharding is not None:
-            rho = jax.lax.with_sharding_constraint(rho, sharding)
-        scene = space.decode(rho)
-        if reference is not None:
-            probe = render_batch(head, scene.probe)
-            probe_embedding, probe_finite = embed(params, probe.image)
-            ref_embedding = jnp.broadcast_to(reference[0], probe_embedding.shape)
-            ok = probe_finite & probe.valid & reference[1]
-        else:
-            # Sample i's reference and probe are images 2i and 2i + 1: both stay on the device that holds
-            # sample i, so rendering and embedding them moves no image between devices.
-            pairs = jax.tree.map(lambda r, p: jnp.stack([r, p], axis=1).reshape(2 * r.shape[0], *r.shape[1:]),
-                                 scene.reference, scene.probe)
-            images = render_batch(head, pairs)
-            embeddings, finite = embed(params, images.image)
-            embeddings = embeddings.reshape(-1, 2, embeddings.shape[-1])
-            ref_embedding, probe_embedding = embeddings[:, 0], embeddings[:, 1]
-            ok = jnp.all((finite & images.valid).reshape(-1, 2), axis=1)
-        loss = sign * recognizer.score(ref_embedding, probe_embedding)
-        valid = ok & jnp.isfinite(loss)
-        result = EvalResult(loss[:batch], valid[:batch])
-        if sharding is not None:
-            result = jax.lax.with_sharding_constraint(result, NamedSharding(sharding.mesh, PartitionSpec()))
-        return result
-
-    data = (head, recognizer.params, reference)
-    return Evaluation(
-        evaluate=functools.partial(jax.jit(apply), data),
-        apply=apply,
-        data=data,
-        threshold=sign * threshold,
-        scenario=scenario,
-        sign=sign,
-        mesh=None if sharding is None else sharding.mesh,
-    )
+    image, embedding = reference(data.head, data.recognizer_params)
+    return dataclasses.replace(evaluation, data=data.replace(reference=embedding), reference_image=np.asarray(image),
+                               _compiled={})

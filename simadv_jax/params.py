@@ -17,7 +17,7 @@ Groups (name: unit of the value written in a spec -> unit in SceneParams; defaul
     (0, 0 = from the camera; azimuth > 0 towards image right, elevation > 0 from above); 0.
   light_intensity: directional light strength, unitless; 0.7.  ambient: ambient term; 0.3.
     The simulator turns the four light values into DECA's 9 SH coefficients per channel
-    (`simadv_jax.simulator.light_sh`): irradiance ~ ambient + intensity * max(0, n . d).
+    (`simadv_jax.render.directional_light_sh`): irradiance ~ ambient + intensity * max(0, n . d).
   camera_distance: metres from the camera to the head's origin; 1.0.
   focal_length: focal length divided by the image width; 5.0.
 

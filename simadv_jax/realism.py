@@ -9,54 +9,59 @@ Protocol (issue 5), for `n` random identities (shape and albedo coefficients ~ N
   * the paper's setup: 15 shape + 15 albedo components ~ U(-2, 2), frontal vs profile (yaw 90 deg), fraction of
     identities verified as the same person.
 
-Images come from `simadv_jax.simulator` (the same path the search uses); lighting is its directional + ambient
-light (as 9 SH coefficients), drawn by `random_lighting`.
+Each identity's images are one pair of `space(...)` (frontal reference, posed probe, each under its own random
+light from `simulator.random_lighting`), rendered and embedded through `simadv_jax.evaluate` - the renderer and
+host batcher the search uses.
 """
 from __future__ import annotations
 
 import functools
+import math
+import os
 from importlib.resources import files
 from typing import Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from flame.model import FlameModel, TextureModel
 from simadv_jax import simulator
+from simadv_jax.evaluate import make_evaluate, make_renderer
+from simadv_jax.params import ParamSpace
+from simadv_jax.report.files import write_bytes_atomic, write_json_atomic
+from simadv_jax.report.images import contact_sheet, png_bytes, resized, to_uint8
 
 FRAMED_SIZE = 256  # detection renders, pixels
 FACE_WIDTH_PX = 115.0  # pixels spanned by simulator.FACE_WIDTH_M (0.15 m) at the landmarks' depth
 DLIB_THRESHOLD = 0.6
+_LIGHT = ("light_azimuth", "light_elevation", "light_intensity", "ambient")
+CONTACT_SHEET_IDENTITIES = 25
 
 
-def make_renderer(model: FlameModel, texture_model: TextureModel, aligned: bool) -> Callable:
-    """Jitted, batched `(shape (B, S), albedo (B, K), yaw (B,), light: Lighting of (B,)) -> (B, H, W, 3) float32`
-    simulator renders: aligned 150x150 dlib chips (`aligned=True`, `simulator.render_image`) or framed 256x256
-    detection images with the face ~FACE_WIDTH_PX wide (`simulator.render_framed`)."""
-    model, texture_model = jax.tree.map(jnp.asarray, (model, texture_model))
-
-    def render(shape, albedo, yaw, light):
-        params = simulator.neutral_params(model, shape, albedo, yaw, jnp.zeros((), jnp.float32), light)
-        if aligned:
-            return simulator.render_image(model, texture_model, params, template="dlib150", supersample=2,
-                                          background=simulator.STUDY_BACKGROUND).image
-        return simulator.render_framed(model, texture_model, params, resolution=FRAMED_SIZE,
-                                       face_width_px=FACE_WIDTH_PX, supersample=2, background=simulator.STUDY_BACKGROUND).image
-
-    return jax.jit(jax.vmap(render))
+def space(model: FlameModel, texture_model: TextureModel) -> ParamSpace:
+    """The protocol's pairs as a ParamSpace: every identity component, the probe's yaw, a random light for each
+    image (`simulator.random_lighting`'s ranges), the study camera (paper units: angles in pi/2)."""
+    light = "light_azimuth=-0.5:0.5,light_elevation=-0.112:0.389,light_intensity=0.2:0.6,ambient=0.45:0.75"
+    camera = f"camera_distance={simulator.STUDY_CAMERA_DISTANCE},focal_length={simulator.STUDY_FOCAL_LENGTH}"
+    spec = (f"shape[0:{model.num_shape}]=-2:2,texture[0:{texture_model.num_components}]=-2:2,yaw=-1:1,"
+            f"{light},{camera},{','.join('ref.' + e for e in light.split(','))},"
+            f"{','.join('ref.' + e for e in camera.split(','))}")
+    return ParamSpace.parse(spec, num_shape=model.num_shape, num_texture=texture_model.num_components,
+                            num_expression=model.num_expression)
 
 
-def render_batches(renderer: Callable, identities: simulator.Identities, yaw, light: simulator.Lighting, batch: int = 8) -> np.ndarray:
-    """(N, H, W, 3) uint8 renders, `batch` at a time (the last batch is padded to keep one compiled shape)."""
+def points(space: ParamSpace, identities: simulator.Identities, yaw, reference_light: simulator.Lighting,
+           probe_light: simulator.Lighting) -> np.ndarray:
+    """(N, n) rho of `space` (from `space(...)`): frontal reference under `reference_light`, probe at `yaw`
+    radians (scalar or (N,)) under `probe_light`."""
     n = len(identities.shape)
-    yaw = np.broadcast_to(np.asarray(yaw, np.float32), (n,))
-    out = []
-    for start in range(0, n, batch):
-        idx = np.minimum(np.arange(start, start + batch), n - 1)
-        images = renderer(identities.shape[idx], identities.albedo[idx], yaw[idx], simulator.Lighting(*(a[idx] for a in light)))
-        out.append(np.rint(np.asarray(images)[: min(batch, n - start)] * 255.0).astype(np.uint8))
-    return np.concatenate(out)
+    unit = math.pi / 2
+    columns = {f"shape[{i}]": identities.shape[:, i] for i in range(identities.shape.shape[1])}
+    columns.update({f"texture[{i}]": identities.albedo[:, i] for i in range(identities.albedo.shape[1])})
+    columns["yaw"] = np.broadcast_to(np.asarray(yaw, np.float64), (n,)) / unit
+    for prefix, light in (("", probe_light), ("ref.", reference_light)):
+        for name, values, scale in zip(_LIGHT, light, (unit, unit, 1.0, 1.0)):
+            columns[prefix + name] = np.asarray(values, np.float64) / scale
+    return np.stack([columns[name] for name in space.names], axis=1).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,19 +77,6 @@ def count_faces(images: np.ndarray, upsample: int = 0) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N,) int number of faces dlib's CNN detector finds in each image."""
     detector = face_detector()
     return np.array([len(detector(np.ascontiguousarray(image), upsample)) for image in images])
-
-
-def distances(recognizer, a: np.ndarray, b: np.ndarray, batch: int = 32) -> np.ndarray:
-    """Embeddings of uint8 chips a (N, ...) and b (M, ...) -> (N, M) Euclidean distance matrix."""
-    embed = jax.jit(recognizer.embed)
-
-    def embeddings(chips):
-        out = [np.asarray(embed(recognizer.params, jnp.asarray(chips[i:i + batch], jnp.float32) / 255.0))
-               for i in range(0, len(chips), batch)]
-        return np.concatenate(out)
-
-    ea, eb = embeddings(a), embeddings(b)
-    return np.linalg.norm(ea[:, None] - eb[None], axis=-1)
 
 
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -110,33 +102,39 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
         raise ValueError(f"recognizer: the protocol uses dlib's recognizer, got {recognizer.name!r}")
     rng = np.random.default_rng(seed)
     n = num_identities
+    pairs = space(model, texture_model)
+    framed = make_renderer(pairs, model, texture_model, simulator.View.framed(
+        FRAMED_SIZE, FACE_WIDTH_PX, supersample=2, background=simulator.STUDY_BACKGROUND))
+    evaluation = make_evaluate(pairs, model, texture_model, recognizer, supersample=2,
+                               background=simulator.STUDY_BACKGROUND)
+
+    def distances(rho):
+        """(reference uint8 chips, probe uint8 chips, (N, N) distances reference i - probe j) of N pairs."""
+        chips = evaluation.images(rho)
+        ref, probe = to_uint8(chips.reference), to_uint8(chips.probe)
+        ea, eb = (evaluation.embed_images(c.astype(np.float32) / 255.0) for c in (ref, probe))
+        return ref, probe, np.linalg.norm(ea[:, None] - eb[None], axis=-1)
+
     ids = simulator.sample_identities(rng, n, model.num_shape, texture_model.num_components)
-    framed = make_renderer(model, texture_model, aligned=False)
-    aligned = make_renderer(model, texture_model, aligned=True)
     yaw45 = np.deg2rad(45.0) * rng.choice([-1.0, 1.0], n)
     yaw30 = np.deg2rad(30.0) * rng.choice([-1.0, 1.0], n)
     light_a, light_b = simulator.random_lighting(rng, n), simulator.random_lighting(rng, n)
     renders = {}
     log("rendering detection images")
-    renders["frontal"] = render_batches(framed, ids, 0.0, light_a)
-    renders["yaw45"] = render_batches(framed, ids, yaw45, light_b)
+    detection = framed.images(points(pairs, ids, yaw45, light_a, light_b))
+    renders["frontal"], renders["yaw45"] = to_uint8(detection.reference), to_uint8(detection.probe)
     log("detecting")
     faces_frontal, faces_yaw45 = count_faces(renders["frontal"]), count_faces(renders["yaw45"])
-    log("rendering chips")
-    chips_frontal = render_batches(aligned, ids, 0.0, light_a)
-    chips_yaw30 = render_batches(aligned, ids, yaw30, light_b)
-    log("recognizing")
-    dist = distances(recognizer, chips_frontal, chips_yaw30)
+    log("rendering and recognizing chips")
+    chips_frontal, chips_yaw30, dist = distances(points(pairs, ids, yaw30, light_a, light_b))
     same, different = np.diag(dist), dist[~np.eye(n, dtype=bool)]
 
     paper = simulator.sample_identities(rng, n, model.num_shape, texture_model.num_components, "uniform")
     paper = simulator.Identities(paper.shape * (np.arange(model.num_shape) < 15),
-                       paper.albedo * (np.arange(texture_model.num_components) < 15))
+                                 paper.albedo * (np.arange(texture_model.num_components) < 15))
     light_c, light_d = simulator.random_lighting(rng, n), simulator.random_lighting(rng, n)
     profile_yaw = np.deg2rad(90.0) * rng.choice([-1.0, 1.0], n)
-    paper_frontal = render_batches(aligned, paper, 0.0, light_c)
-    paper_profile = render_batches(aligned, paper, profile_yaw, light_d)
-    paper_dist = distances(recognizer, paper_frontal, paper_profile)
+    paper_frontal, paper_profile, paper_dist = distances(points(pairs, paper, profile_yaw, light_c, light_d))
     renders["chip_frontal"], renders["chip_yaw30"] = chips_frontal, chips_yaw30
     renders["paper_frontal"], renders["paper_profile"] = paper_frontal, paper_profile
 
@@ -165,3 +163,25 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
     metrics["yaw45_deg"] = np.rad2deg(yaw45).round().astype(int).tolist()
     metrics["yaw30_deg"] = np.rad2deg(yaw30).round().astype(int).tolist()
     return metrics, renders
+
+
+def _pose_names(metrics: dict) -> dict:
+    """render key -> per identity, the pose part of its file name."""
+    n = metrics["num_identities"]
+    return {
+        "frontal": ["yaw+0"] * n, "yaw45": [f"yaw{y:+d}" for y in metrics["yaw45_deg"]],
+        "chip_frontal": ["chip_yaw+0"] * n, "chip_yaw30": [f"chip_yaw{y:+d}" for y in metrics["yaw30_deg"]],
+        "paper_frontal": ["paper_chip_yaw+0"] * n, "paper_profile": ["paper_chip_profile"] * n,
+    }
+
+
+def write_outputs(out: str, metrics: dict, renders: dict) -> None:
+    """realism.json, renders/id{i:03d}_{key}_{pose}.png (every scored render, lossless) and contact_sheet.png
+    (up to 25 identities: framed frontal | framed yaw 45 | aligned yaw-30 chip) under `out`, atomically."""
+    for key, poses in _pose_names(metrics).items():
+        for i, (image, pose) in enumerate(zip(renders[key], poses)):
+            write_bytes_atomic(os.path.join(out, "renders", f"id{i:03d}_{key}_{pose}.png"), png_bytes(image))
+    tiles = [np.concatenate([renders["frontal"][i], renders["yaw45"][i], resized(renders["chip_yaw30"][i], FRAMED_SIZE)],
+                            axis=1) for i in range(min(CONTACT_SHEET_IDENTITIES, metrics["num_identities"]))]
+    write_bytes_atomic(os.path.join(out, "contact_sheet.png"), png_bytes(contact_sheet(tiles, columns=5)))
+    write_json_atomic(os.path.join(out, "realism.json"), metrics)

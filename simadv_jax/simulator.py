@@ -19,6 +19,7 @@ was drawn, or a landmark lies behind the camera.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple, Optional
 
 import jax
@@ -61,7 +62,8 @@ def rotation(yaw, pitch, roll) -> jax.Array:
     return ry @ rx @ rz
 
 
-def _check(model: FlameModel, texture_model: TextureModel) -> None:
+def check_head(model: FlameModel, texture_model: TextureModel) -> None:
+    """Raises ValueError naming the head model when the simulator cannot render it."""
     if model.landmarks is None:
         raise ValueError(f"head model {model.name!r}: the simulator needs a landmark embedding (for alignment)")
     if texture_model.is_uv and (model.uv_coords is None or model.uv_faces is None):
@@ -70,7 +72,7 @@ def _check(model: FlameModel, texture_model: TextureModel) -> None:
 
 def _geometry(model: FlameModel, params: ImageParams):
     """Posed (V, 3) vertices and (L, 3) landmarks, and the (4, 4) look-at view matrix."""
-    pose = jnp.zeros((model.num_joints, 3), jnp.float32).at[2, 0].set(params.jaw)
+    pose = flame.pose(model.num_joints, jaw=params.jaw)
     out = flame.rotate_about_root(flame.forward(model, params.shape, params.expression, pose),
                                   rotation(params.yaw, params.pitch, params.roll))
     vertices, landmarks = out.vertices, out.landmarks
@@ -140,7 +142,7 @@ def render_image(
     Returns:
       Image(image (R, R, 3) in [0, 1], valid, mask (R, R), landmarks (L, 2) pixels).
     """
-    _check(model, texture_model)
+    check_head(model, texture_model)
     size = get_template(template).size if resolution is None else resolution
     vertices, landmarks, camera = aligned_geometry(model, params, template, size)
     return _render(model, texture_model, params, camera, size, supersample, background, vertices, landmarks,
@@ -156,22 +158,70 @@ def render_framed(
     face_width_px: Optional[float] = None,
     supersample: int = 1,
     background=DEFAULT_BACKGROUND,
+    check_finite: bool = True,
 ) -> Image:
     """One image with fixed framing (no alignment), e.g. as input to a face detector.
 
     The landmarks' centroid is at the image centre. Scale: with `face_width_px`, FACE_WIDTH_M metres at the
     centroid's depth span `face_width_px` pixels (independent of `camera_distance`, which then only changes
     perspective); without it, the focal length is `params.focal_length * resolution` pixels.
-    Returns Image as `render_image`.
+    Returns Image as `render_image` (check_finite as there).
     """
-    _check(model, texture_model)
+    check_head(model, texture_model)
     vertices, landmarks, view = _geometry(model, params)
     if face_width_px is None:
         focal = params.focal_length * resolution
     else:
         focal = face_width_px / FACE_WIDTH_M * params.camera_distance
     camera = Camera(view, perspective_from_focal(focal, resolution))
-    return _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks)
+    return _render(model, texture_model, params, camera, resolution, supersample, background, vertices, landmarks,
+                   check_finite)
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """How an image is framed and drawn (static: hashable, a jit static argument).
+
+    aligned (template set): rendered straight into `template`'s aligned crop (`render_image`), as a recognizer
+      sees a face; framed (template None): fixed framing with the landmarks' centroid at the centre
+      (`render_framed`), as a detector sees a photo, FACE_WIDTH_M metres spanning `face_width_px` pixels.
+    resolution: output side in pixels. supersample: anti-aliasing factor. background: RGB in [0, 1].
+    """
+
+    resolution: int
+    template: Optional[str] = None
+    face_width_px: Optional[float] = None
+    supersample: int = 1
+    background: tuple = DEFAULT_BACKGROUND
+
+    def __post_init__(self):
+        _size(self.resolution)
+        if not isinstance(self.supersample, int) or self.supersample < 1:
+            raise ValueError(f"--supersample: must be a positive int, got {self.supersample!r}")
+        if self.template is not None:
+            get_template(self.template)  # raises naming the known templates
+        object.__setattr__(self, "background", tuple(float(c) for c in self.background))
+
+    @classmethod
+    def aligned(cls, template: str, resolution: Optional[int] = None, **options) -> "View":
+        """The aligned crop of `template` (default resolution: the template's own size)."""
+        return cls(get_template(template).size if resolution is None else resolution, template, **options)
+
+    @classmethod
+    def framed(cls, resolution: int, face_width_px: Optional[float] = None, **options) -> "View":
+        """A fixed framing for detectors (see `render_framed`)."""
+        return cls(resolution, None, face_width_px, **options)
+
+
+def render_view(model: FlameModel, texture_model: TextureModel, params: ImageParams, view: View,
+                check_finite: bool = True) -> Image:
+    """One image as `view` frames it (pure; vmap over `params`): `render_image` or `render_framed`."""
+    if view.template is not None:
+        return render_image(model, texture_model, params, template=view.template, resolution=view.resolution,
+                            supersample=view.supersample, background=view.background, check_finite=check_finite)
+    return render_framed(model, texture_model, params, resolution=view.resolution,
+                         face_width_px=view.face_width_px, supersample=view.supersample,
+                         background=view.background, check_finite=check_finite)
 
 
 def render_pair(

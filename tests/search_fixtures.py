@@ -7,8 +7,10 @@ import numpy as np
 import flame
 from simadv_jax.params import ParamSpace
 from simadv_jax.recognizers.base import Recognizer
+from simadv_jax.search.config import SearchConfig
 
 TINY_SIZE = 24
+TINY_SPACE = "shape[0:2]=-2:2,texture[0:2]=-2:2,yaw=-1:1"
 
 
 def tiny_recognizer(size: int = TINY_SIZE, dim: int = 16, threshold: float = 0.9, seed: int = 0) -> Recognizer:
@@ -32,3 +34,12 @@ def space(spec: str) -> ParamSpace:
     model, texture = head()
     return ParamSpace.parse(spec, num_shape=model.num_shape, num_texture=texture.num_components,
                             num_expression=model.num_expression)
+
+
+def tiny_config(**changes) -> SearchConfig:
+    """The tiny search of the end-to-end tests: reinforce and uniform, 2 runs x 3 samples x 3 iterations on a
+    5-dimensional space, every sample evaluated (no early stop), against the "tiny" recognizer (pass
+    `tiny_recognizer()` to build_setup)."""
+    values = dict(strategies=("reinforce", "uniform"), runs=2, samples_per_iteration=3, max_iterations=3,
+                  stop_at_first=False, recognizer="tiny", space=TINY_SPACE, progress=False, max_saved_adversarials=4)
+    return SearchConfig(**{**values, **changes})

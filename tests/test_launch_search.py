@@ -1,21 +1,19 @@
 """launch.search end to end: a tiny search writes every output; resume after Ctrl-C == uninterrupted; flags."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from simadv_jax.report.images import read_png
-from simadv_jax.search import experiment
-from simadv_jax.search.experiment import SearchConfig, build_setup, run_search
-from tests.search_fixtures import head, tiny_recognizer
+from simadv_jax import samples
+from simadv_jax.report.images import read_png, to_uint8
+from simadv_jax.search.config import SearchConfig
+from simadv_jax.search.experiment import run_search
+from simadv_jax.setup import build_setup
+from tests.search_fixtures import head, tiny_config, tiny_recognizer
+from tests.subprocesses import last_line, run_module, run_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = SearchConfig(strategies=("reinforce", "uniform"), runs=2, samples_per_iteration=3, max_iterations=3,
-                      stop_at_first=False, recognizer="tiny", space="shape[0:2]=-2:2,texture[0:2]=-2:2,yaw=-1:1",
-                      progress=False, rescore_with="dlib_reference", max_saved_adversarials=4)
+CONFIG = tiny_config(rescore_with="dlib_reference")
 OUTPUTS = ("config.json", "events.jsonl", "results.json", "table.md", "adversarials.png", "trajectories.png",
            "sequence.png", "report.html")
 
@@ -65,16 +63,13 @@ def test_tiny_search_writes_every_output(straight, setup):
     assert rescore["recognizer"] == "dlib_reference" and rescore["rescored"] == min(4, len(adversarials))
     assert all(-2.0 < s < 0.0 for s in rescore["scores"])  # negative Euclidean distances of dlib descriptors
     assert rescore["still_adversarial"] == sum(s < -0.6 for s in rescore["scores"])
-    assert "Rescored with `dlib_reference`" in table
+    assert "Rescored with dlib_reference" in table
 
 
 def test_saved_adversarial_re_renders_exactly(straight):
-    from launch.render_params import load_record, render_record
-    from simadv_jax.recognizers.dlib_reference import to_uint8
-
     out, _ = straight
-    record = load_record(os.path.join(out, "adversarials", "0000.json"))
-    reference, probe = render_record(record)
+    _, images = samples.rerender(os.path.join(out, "adversarials", "0000.json"))
+    reference, probe = images.reference[0], images.probe[0]
     np.testing.assert_array_equal(to_uint8(probe), read_png(os.path.join(out, "adversarials", "0000_probe.png")))
     np.testing.assert_array_equal(to_uint8(reference),
                                   read_png(os.path.join(out, "adversarials", "0000_reference.png")))
@@ -84,18 +79,14 @@ def test_saved_adversarial_re_renders_exactly(straight):
 def test_resume_after_ctrl_c_matches_uninterrupted(straight, setup, tmp_path, monkeypatch):
     out = str(tmp_path)
     calls = {"n": 0}
-    original = experiment._Progress.__call__
 
-    def interrupt_on_second(self, *args):  # Ctrl-C after the second completed iteration of the first strategy
-        original(self, *args)
+    def interrupt_on_second(event):  # Ctrl-C after the second completed iteration of the first strategy
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment._Progress, "__call__", interrupt_on_second)
     with pytest.raises(KeyboardInterrupt):
-        run_search(CONFIG, out, setup=setup)
-    monkeypatch.setattr(experiment._Progress, "__call__", original)
+        run_search(CONFIG, out, setup=setup, progress=interrupt_on_second)
     with pytest.raises(ValueError, match="--resume"):
         run_search(CONFIG, out, setup=setup)  # the directory holds a search
     # Resume in two legs (fewer iterations first), as a user extending the budget would.
@@ -126,8 +117,7 @@ def test_config_checks_name_the_flag():
 
 def test_bad_flag_gives_one_clear_message(tmp_path):
     # (the other flag checks run in-process in test_config_checks_name_the_flag)
-    out = subprocess.run([sys.executable, "-m", "launch.search", f"--output_dir={tmp_path}/run", "--runs=0"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = run_module("launch.search", f"--output_dir={tmp_path}/run", "--runs=0", timeout=120)
     assert out.returncode != 0
     assert "error: --runs: must be >= 1, got 0" in out.stderr and "Traceback" not in out.stderr
     assert not os.path.exists(f"{tmp_path}/run")
@@ -139,7 +129,7 @@ import glob
 from absl import flags
 import launch.search as cli
 from simadv_jax.evaluate import check_scenario
-from simadv_jax.search.experiment import load_head
+from simadv_jax.setup import load_head
 from simadv_jax.params import ParamSpace
 model, texture = load_head("embedded", "embedded")
 for path in sorted(glob.glob("launch/configs/quickstart.flags") + glob.glob("launch/configs/paper_table*.flags")):
@@ -152,21 +142,18 @@ for path in sorted(glob.glob("launch/configs/quickstart.flags") + glob.glob("lau
     check_scenario(space, config.scenario)
     print(path, config.strategies, space.size)
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_script(script, timeout=120)
+    last_line(out)
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[0].endswith(" 30") and lines[1].endswith(" 62"), lines
 
 
 def test_impostor_search_hunts_false_matches(tmp_path):
     """Two identities searched jointly; adversarial = the recognizer says "same person" (similarity > T)."""
-    from launch.render_params import load_record, render_record
-
     threshold = 0.85
-    config = SearchConfig(strategies=("uniform",), runs=2, samples_per_iteration=4, max_iterations=2,
-                          stop_at_first=False, recognizer="tiny", scenario="impostor", progress=False,
-                          space="shape[0:2]=-2:2,texture[0:2]=-2:2,ref.shape[0:2]=-2:2,ref.texture[0:2]=-2:2",
-                          max_saved_adversarials=2)
+    config = tiny_config(strategies=("uniform",), samples_per_iteration=4, max_iterations=2, scenario="impostor",
+                         space="shape[0:2]=-2:2,texture[0:2]=-2:2,ref.shape[0:2]=-2:2,ref.texture[0:2]=-2:2",
+                         max_saved_adversarials=2)
     recognizer = tiny_recognizer(threshold=threshold)
     setup = build_setup(config, recognizer=recognizer, head=head())
     results = run_search(config, str(tmp_path), setup=setup)
@@ -182,10 +169,11 @@ def test_impostor_search_hunts_false_matches(tmp_path):
     assert 0 < summary["adversarials_found"] == len(flagged) < len(scores)
     assert summary["accuracy"] == pytest.approx(np.mean(scores <= threshold))  # correctly rejected impostors
     # A saved false match re-renders two different people that the recognizer scores as recorded.
-    record = load_record(str(tmp_path / "adversarials" / "0000.json"))
+    sample, images = samples.rerender(str(tmp_path / "adversarials" / "0000.json"))
+    record = sample.record
     assert record["score"] > threshold and record["scenario"] == "impostor"
     assert record["params"]["shape[0]"] != record["params"]["ref.shape[0]"]
-    reference, probe = render_record(record)
+    reference, probe = images.reference[0], images.probe[0]
     similarity = recognizer.score(recognizer.embed(recognizer.params, reference[None]),
                                   recognizer.embed(recognizer.params, probe[None]))
     assert float(similarity[0]) == pytest.approx(record["score"], abs=1e-4)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.subprocesses import ROOT, environment, run_module
 
 SCRIPT = """
 import json, sys
@@ -17,11 +17,10 @@ out, hosts, index, coordinator = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 devices.configure(cpu_devices=2 if hosts == 1 else 1, num_hosts=hosts, host_index=index,
                   coordinator=coordinator if hosts > 1 else None)
 import jax
-from simadv_jax.search.experiment import SearchConfig, build_setup, run_search
-from tests.search_fixtures import head, tiny_recognizer
-config = SearchConfig(strategies=("reinforce",), runs=2, samples_per_iteration=3, max_iterations=3,
-                      stop_at_first=False, recognizer="tiny", space="shape[0:2]=-2:2,texture[0:2]=-2:2,yaw=-1:1",
-                      progress=False, max_saved_adversarials=1)
+from simadv_jax.search.experiment import run_search
+from simadv_jax.setup import build_setup
+from tests.search_fixtures import head, tiny_config, tiny_recognizer
+config = tiny_config(strategies=("reinforce",), max_saved_adversarials=1)
 setup = build_setup(config, recognizer=tiny_recognizer(threshold=0.8), head=head())
 results = run_search(config, out, setup=setup)
 summary = {name: {k: v for k, v in s.items() if k != "adversarials"} for name, s in results.get("strategies", {}).items()}
@@ -38,8 +37,7 @@ def _free_port() -> int:
 
 def _start(out, hosts, index, coordinator):
     """Starts one process; its output goes to files (a full pipe would stall it while the others wait for it)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS")}
-    env["JAX_PLATFORMS"] = "cpu"
+    env = environment()
     logs = [open(f"{out}.{index}.{name}", "w+") for name in ("stdout", "stderr")]
     process = subprocess.Popen([sys.executable, "-c", SCRIPT, out, str(hosts), str(index), coordinator], cwd=ROOT,
                                env=env, stdout=logs[0], stderr=logs[1], text=True)
@@ -79,9 +77,7 @@ def test_two_processes_compute_what_one_process_with_two_devices_does(tmp_path):
     (["--cpu_devices=-1"], "error: --cpu_devices: must be >= 0"),
 ])
 def test_bad_device_flags_give_one_clear_message(tmp_path, argv, message):
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COORDINATOR_ADDRESS"}
-    out = subprocess.run([sys.executable, "-m", "launch.search", f"--output_dir={tmp_path}/run", *argv],
-                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    out = run_module("launch.search", f"--output_dir={tmp_path}/run", *argv, timeout=120)
     assert out.returncode != 0
     assert message in out.stderr and "Traceback" not in out.stderr
     assert not os.path.exists(f"{tmp_path}/run")

@@ -6,6 +6,8 @@ import pytest
 
 import flame
 from simadv_jax import realism, simulator
+from simadv_jax.evaluate import make_renderer
+from simadv_jax.report.images import to_uint8
 
 
 def test_roc_auc_matches_pair_counting():
@@ -38,10 +40,36 @@ def test_detector_finds_most_embedded_heads_frontal():
     rng = np.random.default_rng(3)
     n = 10
     ids = simulator.sample_identities(rng, n, model.num_shape, texture.num_components)
-    images = realism.render_batches(realism.make_renderer(model, texture, aligned=False), ids, 0.0,
-                                    simulator.random_lighting(rng, n), batch=n)
-    assert images.shape == (n, realism.FRAMED_SIZE, realism.FRAMED_SIZE, 3) and images.dtype == np.uint8
+    light = simulator.random_lighting(rng, n)
+    pairs = realism.space(model, texture)
+    view = simulator.View.framed(realism.FRAMED_SIZE, realism.FACE_WIDTH_PX, supersample=2,
+                                 background=simulator.STUDY_BACKGROUND)
+    rendered = make_renderer(pairs, model, texture, view).images(realism.points(pairs, ids, 0.0, light, light))
+    images = to_uint8(rendered.probe)
+    assert images.shape == (n, realism.FRAMED_SIZE, realism.FRAMED_SIZE, 3) and rendered.valid.all()
+    np.testing.assert_array_equal(images, to_uint8(rendered.reference))  # both frontal under the same light
     counts = realism.count_faces(images)
     assert np.sum(counts == 1) >= 8, counts
     # A blank image has no face: the detector is not simply saying yes.
     assert realism.count_faces(np.full((1, 256, 256, 3), 118, np.uint8))[0] == 0
+
+
+def test_points_put_each_value_where_the_space_reads_it():
+    model, texture = flame.embedded_model(), flame.embedded_texture()
+    pairs = realism.space(model, texture)
+    rng = np.random.default_rng(0)
+    ids = simulator.sample_identities(rng, 3, model.num_shape, texture.num_components)
+    light_a, light_b = simulator.random_lighting(rng, 3), simulator.random_lighting(rng, 3)
+    yaw = np.array([0.1, -0.7, 1.5], np.float32)
+    scene = pairs.decode(realism.points(pairs, ids, yaw, light_a, light_b))
+    np.testing.assert_allclose(scene.probe.shape, ids.shape, atol=1e-6)
+    np.testing.assert_allclose(scene.reference.texture, ids.albedo, atol=1e-6)  # identity tied
+    np.testing.assert_allclose(scene.probe.yaw, yaw, atol=1e-6)
+    np.testing.assert_allclose(scene.reference.yaw, 0.0)
+    for image, light in ((scene.reference, light_a), (scene.probe, light_b)):
+        np.testing.assert_allclose(image.light_azimuth, light.azimuth, atol=1e-6)
+        np.testing.assert_allclose(image.light_elevation, light.elevation, atol=1e-6)
+        np.testing.assert_allclose(image.light_intensity, light.intensity, atol=1e-6)
+        np.testing.assert_allclose(image.ambient, light.ambient, atol=1e-6)
+        np.testing.assert_allclose(image.camera_distance, simulator.STUDY_CAMERA_DISTANCE, atol=1e-6)
+        np.testing.assert_allclose(image.focal_length, simulator.STUDY_FOCAL_LENGTH, atol=1e-6)

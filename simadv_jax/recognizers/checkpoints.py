@@ -10,8 +10,9 @@ orbax is imported only when a checkpoint is opened.
 """
 from __future__ import annotations
 
-import json
 import os
+
+from simadv_jax.report.files import read_json_object
 
 CONFIG_FILE = "config.json"
 VERIFICATION_FILE = "verification.json"
@@ -19,22 +20,10 @@ CHECKPOINT_SUBDIR = "checkpoints"
 RECOGNIZER_FIELDS = ("backbone", "backbone_options", "input_size")
 
 
-def read_json(path: str, what: str) -> dict:
-    """Reads a JSON object from `path`; any failure is one ValueError naming `what` and the file."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{what}: cannot read {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{what}: {path} does not hold a JSON object")
-    return data
-
-
 def read_config(workdir: str) -> dict:
     """WORKDIR/config.json as a dict holding at least RECOGNIZER_FIELDS (ValueError naming the file otherwise)."""
     path = os.path.join(workdir, CONFIG_FILE)
-    config = read_json(path, "checkpoint")
+    config = read_json_object(path, "checkpoint")
     missing = [field for field in RECOGNIZER_FIELDS if field not in config]
     if missing:
         raise ValueError(f"checkpoint: {path} is not a training config (no {missing})")
@@ -46,7 +35,7 @@ def read_threshold(workdir: str, default: float) -> float:
     path = os.path.join(workdir, VERIFICATION_FILE)
     if not os.path.exists(path):
         return default
-    return float(read_json(path, "verification result").get("threshold", default))
+    return float(read_json_object(path, "verification result").get("threshold", default))
 
 
 def checkpoint_manager(workdir: str, keep: int = 3, read_only: bool = False):

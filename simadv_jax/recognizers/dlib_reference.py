@@ -17,6 +17,7 @@ import numpy as np
 from simadv_jax.recognizers import dlib_format
 from simadv_jax.recognizers.base import Recognizer
 from simadv_jax.recognizers.dlib_resnet import DISTANCE_THRESHOLD, model_path
+from simadv_jax.report.images import to_uint8
 
 SIZE = dlib_format.INPUT_SIZE
 DIM = dlib_format.EMBEDDING_DIM
@@ -29,11 +30,6 @@ def _import_dlib():
         raise ImportError("dlib_reference needs dlib's Python bindings from the 'dlib-bin' "
                           "package (import name 'dlib'): pip install dlib-bin") from None
     return dlib
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) float RGB in [0, 1] -> uint8 0-255, rounded to nearest, clipped."""
-    return np.clip(np.rint(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def build(argument: Optional[str] = None) -> Recognizer:

@@ -31,6 +31,18 @@ def append_jsonl_many(path: str, records: list) -> None:
         os.fsync(f.fileno())
 
 
+def read_json_object(path: str, what: str) -> dict:
+    """Reads a JSON object from `path`; any failure is one ValueError naming `what` and the file."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what}: cannot read {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: {path} does not hold a JSON object")
+    return data
+
+
 def read_jsonl(path: str) -> Iterator[Any]:
     """Yields the records of a JSON-lines file, skipping a torn last line from a crash."""
     if not os.path.exists(path):

@@ -1,18 +1,17 @@
-"""Rendering found samples for reports, lossless PNG files, and the adversarials/ folder."""
+"""Images as files: 8-bit quantization, lossless PNG bytes, and the adversarials/ folder of a run."""
 from __future__ import annotations
 
 import io
 import os
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from simadv_jax import simulator
-from simadv_jax.recognizers.dlib_reference import to_uint8
 from simadv_jax.report.files import write_bytes_atomic, write_json_atomic
 
-CHUNK = 8  # pairs rendered per jitted call (padded, so it compiles once)
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) float RGB in [0, 1] -> uint8 0-255, rounded to nearest, clipped."""
+    return np.clip(np.rint(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -25,40 +24,27 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def resized(image: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8 (PIL's default resampling)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size, size)))
+
+
+def contact_sheet(tiles: list, columns: int, fill: int = 128) -> np.ndarray:
+    """Equal-size (H, W, 3) uint8 tiles in rows of `columns` (fewer if there are fewer tiles); the last row is
+    padded with `fill`-grey tiles."""
+    columns = min(columns, len(tiles))
+    tiles = list(tiles) + [np.full_like(tiles[0], fill)] * (-len(tiles) % columns)
+    return np.concatenate([np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, len(tiles), columns)])
+
+
 def read_png(path: str) -> np.ndarray:
     """PNG file -> (H, W, 3) uint8 RGB."""
     from PIL import Image
 
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def pair_renderer(model, texture_model, space, template: str, resolution: int, supersample: int = 1,
-                  background=simulator.DEFAULT_BACKGROUND):
-    """Returns `render(rho (N, n)) -> (reference (N, R, R, 3), probe (N, R, R, 3))` float32 numpy, N any."""
-
-    @jax.jit
-    def chunk(head, rho):
-        scene = space.decode(rho)
-        ref, probe = jax.vmap(lambda s: simulator.render_pair(head[0], head[1], s, template, resolution,
-                                                              supersample=supersample, background=background))(scene)
-        return ref.image, probe.image
-
-    def render(rho):
-        rho = np.asarray(rho, np.float32).reshape(-1, space.size)
-        refs, probes = [], []
-        for start in range(0, rho.shape[0], CHUNK):
-            part = rho[start:start + CHUNK]
-            padded = np.concatenate([part, np.repeat(part[:1], CHUNK - part.shape[0], axis=0)])
-            ref, probe = jax.device_get(chunk((model, texture_model), jnp.asarray(padded)))
-            refs.append(ref[:part.shape[0]])
-            probes.append(probe[:part.shape[0]])
-        if not refs:
-            empty = np.zeros((0, resolution, resolution, 3), np.float32)
-            return empty, empty
-        return np.concatenate(refs), np.concatenate(probes)
-
-    return render
 
 
 def write_adversarial_files(directory: str, index: int, reference: np.ndarray, probe: np.ndarray,

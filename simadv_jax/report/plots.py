@@ -1,4 +1,5 @@
-"""Matplotlib figures (Agg backend, PNG) of a search: adversarial pairs, score trajectories, one run's sequence."""
+"""Matplotlib figures (Agg backend, PNG) of a search: adversarial pairs, score trajectories, one run's sequence,
+where the adversarials lie per parameter."""
 from __future__ import annotations
 
 import io
@@ -36,6 +37,7 @@ def pairs_figure(references, probes, titles, wrong, columns: int = 4) -> bytes:
             continue
         ax.imshow(np.concatenate([references[i], probes[i]], axis=1))
         ax.set_title(titles[i], fontsize=8)
+        ax.set_xlabel("reference  |  probe", fontsize=7)
         for spine in ax.spines.values():
             spine.set_color("red" if wrong[i] else "green")
             spine.set_linewidth(4)
@@ -45,18 +47,56 @@ def pairs_figure(references, probes, titles, wrong, columns: int = 4) -> bytes:
     return _save(fig)
 
 
+def _integer_ticks(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def trajectories_figure(curves: dict[str, list[np.ndarray]], threshold: float, ylabel: str) -> bytes:
-    """One panel per strategy: per run, the iteration's best score against the iteration; threshold line."""
+    """One panel per strategy: per run, the iteration's best score against the iteration (markers, so a run
+    that stopped at iteration 0 shows as a point); the threshold line; a legend (each run up to 10, else one
+    entry for all)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(5 * max(len(curves), 1), 3.5), squeeze=False)
     for ax, (name, runs) in zip(axes.flat, curves.items()):
-        for curve in runs:
-            ax.plot(np.arange(len(curve)), curve, lw=0.8, alpha=0.7)
+        for r, curve in enumerate(runs):
+            label = f"run {r}" if len(runs) <= 10 else ("runs" if r == 0 else None)
+            color = None if len(runs) <= 10 else "C0"
+            ax.plot(np.arange(len(curve)), curve, lw=0.8, alpha=0.7, marker="o", markersize=3, label=label,
+                    color=color)
         ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3f}")
         ax.set_title(name)
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
+        _integer_ticks(ax)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return _save(fig)
+
+
+def where_it_breaks_figure(results: dict, most: int = 16) -> bytes:
+    """One strip per searched parameter (the `most` whose adversarials are most concentrated, in results.json's
+    "where_it_breaks" order): its searched range on the x axis, each strategy's adversarials as points on its own
+    row."""
+    plt = _pyplot()
+    parameters = results["where_it_breaks"]["parameters"]
+    names = sorted(parameters, key=lambda n: (parameters[n]["covered_fraction"] is None,
+                                              parameters[n]["covered_fraction"] or 0.0))[:most]
+    strategies = list(results["strategies"])
+    fig, axes = plt.subplots(len(names), 1, figsize=(7, 0.45 * len(strategies) * len(names) + 0.8), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        low, high = parameters[name]["searched"]
+        for row, strategy in enumerate(strategies):
+            values = [a["params"][name] for a in results["strategies"][strategy]["adversarials"]]
+            ax.plot(values, np.full(len(values), row), "o", color="C3", alpha=0.6, markersize=4)
+        ax.set_xlim(low - 0.02 * (high - low), high + 0.02 * (high - low))
+        ax.set_ylim(-0.7, len(strategies) - 0.3)
+        ax.set_yticks(range(len(strategies)), strategies, fontsize=7)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    shown = "" if len(names) == len(parameters) else f", the {len(names)} most concentrated of {len(parameters)}"
+    axes.flat[0].set_title(f"adversarials per searched parameter (x: the searched range{shown})", fontsize=9)
     fig.tight_layout()
     return _save(fig)
 
@@ -72,10 +112,12 @@ def sequence_figure(probes, titles, iterations, scores, threshold: float, name: 
         ax.set_title(titles[i], fontsize=7)
         ax.axis("off")
     ax = fig.add_subplot(2, 1, 2)
-    ax.scatter(iterations, scores, s=6)
-    ax.axhline(threshold, color="k", ls="--", lw=1)
+    ax.scatter(iterations, scores, s=6, label="samples")
+    ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3f}")
     ax.set_xlabel("iteration")
     ax.set_ylabel("score")
+    _integer_ticks(ax)
+    ax.legend(fontsize=7)
     ax.set_title(name, fontsize=9)
     fig.tight_layout()
     return _save(fig)

@@ -161,6 +161,49 @@ def _update(strategy, run, asked, key, rho, rho_eval, n_clipped, scores, valid, 
     return new, record
 
 
+class Asked(NamedTuple):
+    """What `ask_runs` proposed for R runs of K samples (n dimensions).
+
+    rho: (R, K, n) as asked (maybe outside the box). rho_eval: (R, K, n) clipped to the box (what is evaluated).
+    clipped: (R, K) int32 coordinates clipped per sample. strategy: the strategy states after ask. keys: the
+    runs' next PRNG keys.
+    """
+
+    rho: jax.Array
+    rho_eval: jax.Array
+    clipped: jax.Array
+    strategy: PyTree
+    keys: jax.Array
+
+    def flat(self) -> jax.Array:
+        """(R * K, n) rho_eval, the batch `evaluate_fn` scores."""
+        return self.rho_eval.reshape(-1, self.rho_eval.shape[-1])
+
+
+def ask_runs(strategy: Strategy, runs: RunState) -> Asked:
+    """The first half of a step: every run's K samples (vmapped ask), clipped to its box."""
+
+    def ask(run):
+        key, ask_key = jax.random.split(run.key)
+        rho, asked = strategy.ask(ask_key, run.strategy)
+        rho_eval, n_clipped = clip_to_box(rho, run.lows, run.highs)
+        return Asked(rho, rho_eval, n_clipped, asked, key)
+
+    return jax.vmap(ask)(runs)
+
+
+def tell_runs(strategy: Strategy, runs: RunState, asked: Asked, scores: jax.Array, valid: jax.Array, *,
+              threshold: float | jax.Array, stop_at_first: bool | jax.Array) -> tuple[RunState, StepRecord]:
+    """The second half of a step: (R * K,) scores and validity of `asked.flat()` -> (runs, record) (vmapped
+    tell and the bookkeeping)."""
+    num_runs, num_samples, _ = asked.rho.shape
+    scores = jnp.reshape(scores, (num_runs, num_samples))
+    valid = jnp.reshape(valid, (num_runs, num_samples)).astype(bool) & jnp.isfinite(scores)
+    update = jax.vmap(_update, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0, None, None))
+    return update(strategy, runs, asked.strategy, asked.keys, asked.rho, asked.rho_eval, asked.clipped, scores,
+                  valid, threshold, stop_at_first)
+
+
 def step(
     strategy: Strategy,
     runs: RunState,
@@ -169,7 +212,7 @@ def step(
     threshold: float | jax.Array,
     stop_at_first: bool | jax.Array,
 ) -> tuple[RunState, StepRecord]:
-    """One iteration of R runs: vmapped ask, ONE evaluate_fn call on (R*K, n), vmapped tell.
+    """One iteration of R runs: `ask_runs`, ONE evaluate_fn call on (R*K, n), `tell_runs`.
 
     Args:
       strategy: the strategy.
@@ -180,20 +223,9 @@ def step(
     Returns:
       (runs, record); pure and `lax.scan`-friendly.
     """
-
-    def ask(run):
-        key, ask_key = jax.random.split(run.key)
-        rho, asked = strategy.ask(ask_key, run.strategy)
-        rho_eval, n_clipped = clip_to_box(rho, run.lows, run.highs)
-        return rho, rho_eval, n_clipped, asked, key
-
-    rho, rho_eval, n_clipped, asked, keys = jax.vmap(ask)(runs)
-    num_runs, num_samples, dims = rho.shape
-    scores, valid = evaluate_fn(rho_eval.reshape(num_runs * num_samples, dims))
-    scores = jnp.reshape(scores, (num_runs, num_samples))
-    valid = jnp.reshape(valid, (num_runs, num_samples)).astype(bool) & jnp.isfinite(scores)
-    update = jax.vmap(_update, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0, None, None))
-    return update(strategy, runs, asked, keys, rho, rho_eval, n_clipped, scores, valid, threshold, stop_at_first)
+    asked = ask_runs(strategy, runs)
+    scores, valid = evaluate_fn(asked.flat())
+    return tell_runs(strategy, runs, asked, scores, valid, threshold=threshold, stop_at_first=stop_at_first)
 
 
 def run(

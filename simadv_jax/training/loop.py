@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from simadv_jax.recognizers import checkpoints
-from simadv_jax.report.files import write_json_atomic
+from simadv_jax.report.files import read_json_object, write_json_atomic
 from simadv_jax.training.config import TrainConfig
 from simadv_jax.training.data import AttributeFilter, BatchSource, ImageFolder
 from simadv_jax.training.step import TrainState, init_state, make_train_step
@@ -52,7 +52,7 @@ def _write_config(workdir: str, config: TrainConfig, resume: bool) -> None:
     trajectory."""
     path = os.path.join(workdir, checkpoints.CONFIG_FILE)
     if resume:
-        saved = TrainConfig.from_dict(checkpoints.read_json(path, "--resume"))
+        saved = TrainConfig.from_dict(read_json_object(path, "--resume"))
         if saved.trajectory() != config.trajectory():
             diff = sorted(k for k, v in config.trajectory().items() if saved.trajectory().get(k) != v)
             raise ValueError(f"--resume: the config differs from {path} in {diff}")

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simadv_jax.evaluate import map_batches
 from simadv_jax.recognizers.base import Recognizer
 from simadv_jax.recognizers.checkpoints import VERIFICATION_FILE
 from simadv_jax.recognizers.registry import checkpoint_dir, load
@@ -196,12 +197,7 @@ def embed_images(recognizer: Recognizer, images: np.ndarray, flip: str = "concat
         mirrored = recognizer.embed(recognizer.params, batch[:, :, ::-1, :])
         return features + mirrored if flip == "sum" else jnp.concatenate([features, mirrored], axis=-1)
 
-    out = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
-        out.append(np.asarray(embed(jnp.asarray(padded)))[: len(chunk)])
-    return np.concatenate(out)
+    return map_batches(embed, [np.asarray(images, np.float32)], batch_size)
 
 
 def pair_scores(

@@ -42,7 +42,8 @@ def run(batches: Sequence[int] = (16, 64), recognizer: str = "dlib_resnet", repe
     "step_s", "samples_per_s", "step_images_per_s", "recognizer_images_per_s", "ratio", "device", "devices",
     "rasterizer"} (the visibility pass the renders used: "native" or "jax", see `render.rasterize`)."""
     from simadv_jax import search
-    from simadv_jax.search.experiment import SearchConfig, build_setup
+    from simadv_jax.search.config import SearchConfig
+    from simadv_jax.setup import build_setup
 
     setup = build_setup(SearchConfig(recognizer=recognizer, space=SPACE))
     rec, evaluation = setup.recognizer, setup.evaluation

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simadv_jax.render.camera import Camera, look_at, perspective
-from simadv_jax.render.pipeline import render_mesh
+from simadv_jax.evaluate import RENDER_GROUP, map_groups
+from simadv_jax.render import Camera, look_at, perspective, render_mesh
 from simadv_jax.render.rasterize import resolve_backend
 
 NUM_VERTICES = 5023
@@ -65,26 +65,20 @@ def _scene(batch: int, seed: int = 0):
     return vertices[None] + offsets, faces, uv, uv_faces, albedo, sh
 
 
-def _renderer(resolution: int, faces, uv, uv_faces, supersample: int, microbatch, sharding):
+def _renderer(resolution: int, faces, uv, uv_faces, supersample: int, render_group, sharding):
     # A frontal camera whose view the head overfills slightly, as in an aligned face crop.
     camera = Camera(look_at((0.0, 0.0, 0.6), (0.0, 0.0, 0.0)), perspective(0.25))
 
-    def one(args):
+    def one(mesh, args):
+        faces, uv, uv_faces = mesh
         vertices, albedo, sh = args
         out = render_mesh(vertices, faces, camera, resolution, albedo, uv_coords=uv, uv_faces=uv_faces,
                           sh_coeffs=sh, background=0.5, supersample=supersample)
         return out.image
 
-    if microbatch is None:
-        return jax.jit(jax.vmap(one))
-
-    def local(args):
-        # vmap over `microbatch` samples at a time, looped over the batch: keeps the working set in cache.
-        return jax.lax.map(one, args, batch_size=microbatch)
-
-    if sharding.mesh.size > 1:  # each device loops over its own shard
-        local = jax.shard_map(local, mesh=sharding.mesh, in_specs=sharding.spec, out_specs=sharding.spec)
-    return jax.jit(local)
+    # Each device renders its own shard, in vmapped groups of `render_group` (the search's render loop).
+    sharded = sharding if sharding.mesh.size > 1 else None
+    return jax.jit(lambda args: map_groups(one, (faces, uv, uv_faces), args, sharded, render_group))
 
 
 def _batch_sharding(batch: int):
@@ -100,18 +94,18 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run(resolutions: Sequence[int] = (112, 150, 224), batches: Sequence[int] = (1, 16, 64), *,
-        supersample: int = 1, microbatch: Optional[int] = 8, repeats: int = 5, seed: int = 0) -> list[dict]:
+def run(resolutions: Sequence[int] = (112, 150, 224), batches: Sequence[int] = (1, 16, 64), *, supersample: int = 1,
+        render_group: Optional[int] = RENDER_GROUP, repeats: int = 5, seed: int = 0) -> list[dict]:
     """Times `render_mesh` (vmap + jit) per (resolution, batch), the batch sharded over the local devices.
 
     On a CPU, `launch.bench` makes one device per core (`--cpu_devices`, or XLA_FLAGS=
     --xla_force_host_platform_device_count=N set before JAX starts), so the batch is rendered on all cores (each
     device its own shard, via `jax.shard_map`).
-    `microbatch` renders each shard as `lax.map` over vmapped groups of that many samples (None: one vmap
-    over the whole batch); on a 2-core CPU, groups of 8 were 20-90% faster than one vmap of 64 (smaller
-    working set).
+    `render_group` renders each shard as `lax.map` over vmapped groups of that many samples (None: one vmap
+    over the whole shard; `evaluate.map_groups`); on a 2-core CPU, groups of 8 were 20-90% faster than one vmap
+    of 64 (smaller working set).
 
-    Returns dicts with resolution, batch, supersample, microbatch, images_per_s (best of `repeats` timed
+    Returns dicts with resolution, batch, supersample, render_group, images_per_s (best of `repeats` timed
     calls after compilation), compile_s (compilation and first call), temp_mb (XLA's temporary buffers for
     the call, from the compiled memory analysis; None where unavailable), peak_rss_mb (process peak so
     far), device, num_devices and rasterizer (the visibility pass used: "native" or "jax").
@@ -122,7 +116,7 @@ def run(resolutions: Sequence[int] = (112, 150, 224), batches: Sequence[int] = (
             vertices, faces, uv, uv_faces, albedo, sh = _scene(batch, seed)
             sharding = _batch_sharding(batch)
             fn = _renderer(resolution, jnp.asarray(faces), jnp.asarray(uv), jnp.asarray(uv_faces), supersample,
-                           microbatch, sharding)
+                           render_group, sharding)
             args = tuple(jax.device_put(a, sharding) for a in (vertices, albedo, sh))
             start = time.perf_counter()
             compiled = fn.lower(args).compile()
@@ -138,7 +132,7 @@ def run(resolutions: Sequence[int] = (112, 150, 224), batches: Sequence[int] = (
                 "resolution": resolution,
                 "batch": batch,
                 "supersample": supersample,
-                "microbatch": microbatch,
+                "render_group": render_group,
                 "images_per_s": batch / best,
                 "compile_s": compile_s,
                 "temp_mb": None if memory is None else memory.temp_size_in_bytes / 2**20,

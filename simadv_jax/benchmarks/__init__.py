@@ -1,0 +1,1 @@
+"""Benchmarks (`python -m launch.bench --what=...`): speed is measured here, never in timed tests."""

@@ -1,0 +1,68 @@
+"""Run directories: one folder holds the outputs of one run of one command, and nothing else is ever written into.
+
+A run directory is marked by its `config.json` (the parsed configuration that decides the results). The rules, for
+every command that writes one (search, regions, sweeps):
+  - a new run needs a folder that does not exist yet or is empty;
+  - a folder with this command's config.json is continued only with --resume, and only with the same values
+    of the fields that decide the results;
+  - a non-empty folder without config.json, or whose config.json is not this command's, is refused (a run whose
+    config.json was deleted cannot be trusted: its checkpoints would be resumed under another label);
+  - a file-system failure is one ValueError naming --output_dir and the OS error.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+from simadv_jax.report.files import read_json_object, write_bytes_atomic, write_json_atomic
+
+CONFIG_JSON = "config.json"
+CONFIG_FLAGS = "config.flags"
+_LISTED = 5  # entries named when refusing a folder
+
+
+def os_error(output_dir: str, error: OSError, what: Optional[str] = None) -> ValueError:
+    """The one-line error for a file-system failure under --output_dir (what: the file or step that failed)."""
+    where = f" ({what})" if what else ""
+    return ValueError(f"--output_dir={output_dir}: {error.strerror or error}{where}")
+
+
+def _contents(output_dir: str) -> list[str]:
+    names = sorted(os.listdir(output_dir))
+    shown = [name + ("/" if os.path.isdir(os.path.join(output_dir, name)) else "") for name in names[:_LISTED]]
+    return shown + ([f"... {len(names) - _LISTED} more"] if len(names) > _LISTED else [])
+
+
+def prepare(output_dir: str, *, command: str, config: dict, resume: bool, recognize: Callable[[dict], bool],
+            compare: Callable[[dict], None], flags_text: Optional[str] = None, subdirectories: tuple = ()) -> None:
+    """Applies the rules above, then writes config.json (and config.flags) and creates `subdirectories`.
+
+    command: the command's name for messages ("search"). config: this run's config as JSON. recognize: whether
+    a found config.json's dict is this command's config. compare: raises ValueError naming the flag when a field
+    of it that decides the results differs from this run's.
+    """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"--output_dir: {output_dir} is a file, not a folder")
+    marker = os.path.join(output_dir, CONFIG_JSON)
+    if os.path.exists(marker):
+        previous = read_json_object(marker, "--output_dir")
+        if not recognize(previous):
+            raise ValueError(f"--output_dir: {output_dir} holds another kind of run ({CONFIG_JSON} is not a "
+                             f"{command}'s); choose another folder")
+        if not resume:
+            raise ValueError(f"--output_dir: {output_dir} already holds a {command}; pass --resume to continue it "
+                             "or choose another folder")
+        compare(previous)
+    elif resume:
+        raise ValueError(f"--resume: {output_dir} holds no {command} to resume (no {CONFIG_JSON})")
+    elif os.path.isdir(output_dir) and os.listdir(output_dir):
+        raise ValueError(f"--output_dir: {output_dir} is not empty and holds no {command} run (no {CONFIG_JSON}; "
+                         f"found {', '.join(_contents(output_dir))}); choose a new or empty folder")
+    try:
+        for name in subdirectories:
+            os.makedirs(os.path.join(output_dir, name), exist_ok=True)
+        write_json_atomic(marker, config)
+        if flags_text is not None:
+            write_bytes_atomic(os.path.join(output_dir, CONFIG_FLAGS), flags_text.encode())
+    except OSError as e:
+        raise os_error(output_dir, e, CONFIG_JSON) from None

@@ -1,0 +1,230 @@
+"""A finished (or interrupted) search's results: the results.json payload and what the report shows.
+
+Scores in results are the recognizer's similarity (the scenario's sign undone); `threshold` is the recognizer's
+decision threshold on it. Accuracy is the verification accuracy over every valid counted sample (correct iff not
+adversarial); queries count every sample of an active run (see simadv_jax.search.base). `timing` is the only part
+that varies between reruns of the same configuration.
+
+`write_outputs` renders the saved adversarials, the grid and one run's sequence through the evaluation's own
+renderer (`Evaluation.images`: the crops that were scored), re-scores with `--rescore_with` through a second
+evaluation, and hands plain arrays and dicts to `simadv_jax.report`, which writes the files.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from simadv_jax.report import images as report_images
+from simadv_jax.report.outputs import ADVERSARIALS_DIR, PairTile, RunSequence, write_search_report
+
+SCHEMA_VERSION = 1
+GRID_PAIRS = 12
+SEQUENCE_FRAMES = 10
+
+
+def _ratio(a: float, b: float) -> Optional[float]:
+    return float(a) / float(b) if b else None
+
+
+def adversarial_rhos(events: list[dict]) -> np.ndarray:
+    """(A, n) float32: every counted adversarial's rho, in event order (the order of `adversarial_list`)."""
+    return np.asarray([entry["rho"] for line in events for entry in line["adversarials"]], np.float32)
+
+
+def adversarial_list(space, events: list[dict]) -> list[dict]:
+    """Every counted adversarial in event order: run, iteration, query, named params, score (similarity)."""
+    found = []
+    for line in events:
+        for entry in line["adversarials"]:
+            found.append({
+                "run": line["run"],
+                "iteration": line["iteration"],
+                "query": entry["query"],
+                "params": space.to_dict(np.asarray(entry["rho"], np.float32)),
+                "score": line["scores"][entry["k"]],
+            })
+    return found
+
+
+def strategy_summary(runs, events: list[dict], iterations: int, space) -> dict:
+    """One strategy's numbers from its final RunState (host arrays, (R,) leading axis) and its events."""
+    scores = [s for line in events for s, v in zip(line["scores"], line["valid"]) if v and s is not None]
+    queries = int(np.sum(runs.queries))
+    adversarials = int(np.sum(runs.adversarials))
+    first = np.asarray(runs.first_adversarial_query)
+    found = first > 0
+    return {
+        "queries": queries,
+        "adversarials_found": adversarials,
+        "accuracy": _ratio(len(scores) - adversarials, len(scores)),
+        "mean_score": float(np.mean(scores)) if scores else None,
+        "queries_per_adversarial": _ratio(queries, adversarials),
+        "runs": int(first.shape[0]),
+        "runs_with_adversarial": int(np.sum(found)),
+        "fraction_runs_with_adversarial": float(np.mean(found)),
+        "median_queries_to_first_adversarial": float(np.median(first[found])) if np.any(found) else None,
+        "valid_samples": len(scores),
+        "invalid": int(np.sum(runs.invalid)),
+        "clipped": int(np.sum(runs.clipped)),
+        "iterations": iterations,
+        "adversarials": adversarial_list(space, events),
+    }
+
+
+def build_results(setup, config, finals: dict, events: dict, completed: dict, seconds: dict) -> dict[str, Any]:
+    """The results.json payload (schema_version 1) of a search `setup` ran with `config`."""
+    recognizer, space, evaluation = setup.recognizer, setup.space, setup.evaluation
+    strategies = {name: strategy_summary(finals[name], events[name], completed[name], space)
+                  for name in config.strategies}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config": config.to_json(),
+        "scenario": config.scenario,
+        "recognizer": {"name": recognizer.name, "template": recognizer.template, "input_size": recognizer.input_size,
+                       "metric": recognizer.metric, "threshold": evaluation.similarity_threshold},
+        "head": {"model": setup.model.name, "texture": setup.texture_model.name},
+        "space": {"spec": space.spec, "names": list(space.names), "lows": space.lows.tolist(),
+                  "highs": space.highs.tolist()},
+        "strategies": strategies,
+        "where_it_breaks": where_it_breaks(space, strategies),
+        "timing": {name: {"seconds": round(seconds[name], 3),
+                          "queries_per_second": _ratio(strategies[name]["queries"], seconds[name])}
+                   for name in config.strategies},
+    }
+
+
+def _extent(values: list) -> Optional[dict]:
+    return {"count": len(values), "range": [float(min(values)), float(max(values))]} if values else None
+
+
+def where_it_breaks(space, strategies: dict) -> dict:
+    """Per searched parameter, where the adversarials lie against the searched range (results.json's
+    "where_it_breaks"): {"parameters": {name: {"searched": [lo, hi], "adversarials": {"count", "range"} | None,
+    "by_strategy": {strategy: {"count", "range"} | None}, "covered_fraction": adversarial range / searched width
+    (None without adversarials)}}, "summary": [one line per parameter, most concentrated first]}.
+    strategies: results.json's per-strategy summaries (their "adversarials" with named "params")."""
+    parameters = {}
+    for name, low, high in zip(space.names, space.lows.tolist(), space.highs.tolist()):
+        by_strategy = {s: _extent([a["params"][name] for a in summary["adversarials"]])
+                       for s, summary in strategies.items()}
+        found = _extent([a["params"][name] for summary in strategies.values() for a in summary["adversarials"]])
+        covered = None if found is None else (found["range"][1] - found["range"][0]) / (high - low)
+        parameters[name] = {"searched": [low, high], "adversarials": found, "by_strategy": by_strategy,
+                            "covered_fraction": covered}
+    order = sorted(parameters, key=lambda n: (parameters[n]["covered_fraction"] is None,
+                                              parameters[n]["covered_fraction"] or 0.0))
+    summary = []
+    for name in order:
+        entry = parameters[name]
+        low, high = entry["searched"]
+        if entry["adversarials"] is None:
+            summary.append(f"{name}: no adversarial found, searched [{low:g}, {high:g}]")
+            continue
+        a, b = entry["adversarials"]["range"]
+        summary.append(f"{name}: adversarials in [{a:.2f}, {b:.2f}] ({entry['adversarials']['count']} found), "
+                       f"searched [{low:g}, {high:g}] ({100 * entry['covered_fraction']:.0f}% of its width)")
+    return {"parameters": parameters, "summary": summary}
+
+
+def sample_record(setup, config, strategy: str, entry: dict) -> dict:
+    """The saved NNNN.json of one sample: what `simadv_jax.samples` needs to re-render and re-score it exactly."""
+    view, evaluation = setup.evaluation.renderer.view, setup.evaluation
+    return {
+        "strategy": strategy, "run": entry["run"], "iteration": entry["iteration"], "query": entry["query"],
+        "score": entry["score"], "threshold": evaluation.similarity_threshold, "scenario": config.scenario,
+        "recognizer": config.recognizer, "template": view.template, "resolution": view.resolution,
+        "supersample": view.supersample, "background": list(view.background), "head": config.head,
+        "texture": config.texture, "space": setup.space.spec, "params": entry["params"],
+    }
+
+
+def quantized(images: np.ndarray) -> np.ndarray:
+    """Float RGB in [0, 1] -> the float image of its 8-bit PNG (what a user re-reads from disk)."""
+    return report_images.to_uint8(images).astype(np.float32) / 255.0
+
+
+def rescore(setup, name: str, rhos: np.ndarray, strategies: list[str]) -> dict:
+    """Re-scores the saved adversarials with recognizer `name` (rendered for its own template, quantized to 8 bits
+    like the PNGs) and counts how many are still adversarial there."""
+    other = setup.evaluation_for(name)
+    pairs = other.images(rhos)
+    scores = other.score_images(quantized(pairs.reference), quantized(pairs.probe))
+    still = [bool(a) for a in scores.adversarial]
+    per_strategy = {}
+    for strategy in dict.fromkeys(strategies):
+        mine = [k for k, s in zip(still, strategies) if s == strategy]
+        per_strategy[strategy] = {"rescored": len(mine), "still_adversarial": int(sum(mine))}
+    return {"recognizer": other.recognizer.name, "threshold": other.similarity_threshold, "rescored": len(still),
+            "still_adversarial": int(sum(still)),
+            "fraction_still_adversarial": (sum(still) / len(still)) if still else None,
+            "scores": [float(s) for s in scores.similarity], "strategies": per_strategy}
+
+
+def best_curves(events: list[dict], runs: int, scenario) -> list[np.ndarray]:
+    """Per run, the iteration's best (most adversarial) similarity per iteration."""
+    curves = [dict() for _ in range(runs)]
+    for line in events:
+        valid = [s for s, v in zip(line["scores"], line["valid"]) if v and s is not None]
+        if valid:
+            curves[line["run"]][line["iteration"]] = min(valid) if scenario.sign > 0 else max(valid)
+    return [np.asarray([c[i] for i in sorted(c)]) for c in curves]
+
+
+def _sequence(evaluation, name: str, events: list[dict]) -> RunSequence:
+    """Run 0 of strategy `name` over time: the best probe of up to SEQUENCE_FRAMES iterations, every score."""
+    run0 = [line for line in events if line["run"] == 0]
+    chosen = [run0[i] for i in sorted(set(np.linspace(0, len(run0) - 1, SEQUENCE_FRAMES).astype(int)))] if run0 else []
+    chosen = [line for line in chosen if line["best"] is not None]
+    frames = evaluation.images(np.asarray([line["best"]["rho"] for line in chosen], np.float32)).probe
+    titles = [f"it {line['iteration']}: {line['scores'][line['best']['k']]:.3f}" for line in chosen]
+    points = [(line["iteration"], s) for line in run0 for s, v in zip(line["scores"], line["valid"])
+              if v and s is not None]
+    return RunSequence(list(frames), titles, [p[0] for p in points], [p[1] for p in points], f"{name}, run 0")
+
+
+def write_outputs(setup, config, output_dir: str, finals: dict, events: dict, completed: dict, seconds: dict,
+                  missing_events: Optional[dict] = None) -> dict:
+    """Writes adversarials/, the figures, table.md, report.html and (last) results.json; returns results.
+
+    missing_events: {strategy: [(iteration, run), ...]} event lines lost below a checkpoint (listed in results).
+    """
+    evaluation, space = setup.evaluation, setup.space
+    results = build_results(setup, config, finals, events, completed, seconds)
+    if missing_events:
+        results["missing_events"] = {name: [list(pair) for pair in pairs] for name, pairs in missing_events.items()}
+
+    # Saved adversarials, numbered across strategies in order.
+    found = [(name, entry) for name in config.strategies for entry in results["strategies"][name]["adversarials"]]
+    saved = found[:config.max_saved_adversarials]
+    rhos = np.concatenate([adversarial_rhos(events[name]).reshape(-1, space.size)
+                           for name in config.strategies])[:len(saved)]
+    pairs = evaluation.images(rhos)
+    directory = os.path.join(output_dir, ADVERSARIALS_DIR)
+    for index, ((name, entry), ref, probe) in enumerate(zip(saved, pairs.reference, pairs.probe)):
+        entry["index"] = index
+        entry["files"] = report_images.write_adversarial_files(directory, index, ref, probe,
+                                                               sample_record(setup, config, name, entry))
+    if config.rescore_with and saved:
+        results["rescore"] = rescore(setup, config.rescore_with, rhos, [name for name, _ in saved])
+
+    # The grid: adversarial pairs first, then the best sample of runs that found none.
+    grid = [PairTile(ref, probe, f"{name} run {e['run']}: {e['score']:.3f}", True)
+            for (name, e), ref, probe in list(zip(saved, pairs.reference, pairs.probe))[:GRID_PAIRS]]
+    fill = []
+    for name in config.strategies:
+        runs = finals[name]
+        for r in np.flatnonzero((runs.first_adversarial_query < 0) & np.isfinite(runs.best_score)):
+            fill.append((name, int(r), np.asarray(runs.best_rho[r]),
+                         float(evaluation.scenario.similarity(float(runs.best_score[r])))))
+    fill = fill[:GRID_PAIRS - len(grid)]
+    if fill:
+        best = evaluation.images(np.stack([f[2] for f in fill]))
+        grid += [PairTile(a, b, f"{name} run {r} best: {s:.3f}", False)
+                 for (name, r, _, s), a, b in zip(fill, best.reference, best.probe)]
+
+    curves = {name: best_curves(events[name], config.runs, evaluation.scenario) for name in config.strategies}
+    first = config.strategies[0]
+    write_search_report(output_dir, results, grid, curves, _sequence(evaluation, first, events[first]))
+    return results
