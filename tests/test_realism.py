@@ -73,3 +73,20 @@ def test_points_put_each_value_where_the_space_reads_it():
         np.testing.assert_allclose(image.ambient, light.ambient, atol=1e-6)
         np.testing.assert_allclose(image.camera_distance, simulator.STUDY_CAMERA_DISTANCE, atol=1e-6)
         np.testing.assert_allclose(image.focal_length, simulator.STUDY_FOCAL_LENGTH, atol=1e-6)
+
+
+def test_launch_realism_writes_every_output(tmp_path):
+    """The command end to end with the main install's dependencies (dlib-bin is one of them)."""
+    import json
+
+    from tests.subprocesses import last_line, run_module
+
+    summary = json.loads(last_line(run_module("launch.realism", f"--out={tmp_path}", "--num_identities=2",
+                                              timeout=600)))
+    metrics = json.load(open(tmp_path / "realism.json"))
+    for key in ("detection_rate_frontal", "detection_rate_yaw45", "same_identity_pass_rate", "roc_auc",
+                "random_pair_accuracy", "different_identity_reject_rate", "yaw45_deg", "seconds"):
+        assert key in metrics, key
+    assert summary["roc_auc"] == metrics["roc_auc"] and metrics["num_identities"] == 2
+    assert len(list((tmp_path / "renders").iterdir())) == 2 * 6
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 0

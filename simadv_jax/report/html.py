@@ -20,8 +20,22 @@ def _e(value) -> str:
 def _table(results: dict) -> str:
     head = "".join(f"<th title='{_e(c.meaning)}'>{_e(c.header)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows(results))
+    return f"<table><tr>{head}</tr>{body}</table><p>(The columns are explained at the end of the page.)</p>"
+
+
+def _columns() -> str:
     meanings = "".join(f"<dt>{_e(c.header)}</dt><dd>{_e(c.meaning)}</dd>" for c in COLUMNS)
-    return f"<table><tr>{head}</tr>{body}</table><dl>{meanings}</dl>"
+    return f"<h2>Columns</h2><dl>{meanings}</dl>"
+
+
+def _glance(results: dict, lines: int = 3) -> str:
+    """The answer first: how often the recognizer failed, and the parameters its failures crowd into."""
+    queries = sum(s["queries"] for s in results["strategies"].values())
+    found = sum(s["adversarials_found"] for s in results["strategies"].values())
+    items = [f"<li>{found} adversarial(s) in {queries} queries over all strategies.</li>"]
+    breaks = results.get("where_it_breaks", {}).get("summary", [])
+    items += [f"<li>{_e(line)}</li>" for line in breaks[:lines]]
+    return f"<h2>At a glance</h2><ul>{''.join(items)}</ul>"
 
 
 def _breaks(results: dict) -> str:
@@ -77,6 +91,7 @@ def report(results: dict) -> str:
         f"{recognizer['input_size']} px, template {_e(recognizer['template'])}), head {_e(results['head']['model'])}"
         f" / {_e(results['head']['texture'])}, searched space <code>{_e(space['spec'])}</code>.</p>",
         f"<p>{_e(score_sentence(results))}</p>",
+        _glance(results),
         _table(results),
         f"<p>{_e(rescore)}</p>" if rescore else "",
         _breaks(results),
@@ -86,6 +101,7 @@ def report(results: dict) -> str:
         "threshold.</p><img src='trajectories.png' alt='trajectories'>",
         "<h2>One run over time</h2><img src='sequence.png' alt='sequence'>",
         _pairs(results),
+        _columns(),
         "<p><a href='results.json'>results.json</a> &middot; <a href='events.jsonl'>events.jsonl</a> &middot; "
         "<a href='config.flags'>config.flags</a> &middot; <a href='table.md'>table.md</a></p>",
         "</body></html>",

@@ -81,8 +81,8 @@ def where_it_breaks_figure(results: dict, most: int = 16) -> bytes:
     row."""
     plt = _pyplot()
     parameters = results["where_it_breaks"]["parameters"]
-    names = sorted(parameters, key=lambda n: (parameters[n]["covered_fraction"] is None,
-                                              parameters[n]["covered_fraction"] or 0.0))[:most]
+    names = sorted(parameters, key=lambda n: (parameters[n]["occupied_fraction"] is None,
+                                              parameters[n]["occupied_fraction"] or 0.0))[:most]
     strategies = list(results["strategies"])
     fig, axes = plt.subplots(len(names), 1, figsize=(7, 0.45 * len(strategies) * len(names) + 0.8), squeeze=False)
     for ax, name in zip(axes.flat, names):

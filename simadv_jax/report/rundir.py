@@ -33,13 +33,13 @@ def _contents(output_dir: str) -> list[str]:
     return shown + ([f"... {len(names) - _LISTED} more"] if len(names) > _LISTED else [])
 
 
-def prepare(output_dir: str, *, command: str, config: dict, resume: bool, recognize: Callable[[dict], bool],
-            compare: Callable[[dict], None], flags_text: Optional[str] = None, subdirectories: tuple = ()) -> None:
-    """Applies the rules above, then writes config.json (and config.flags) and creates `subdirectories`.
+def check(output_dir: str, *, command: str, resume: bool, recognize: Callable[[dict], bool],
+          compare: Callable[[dict], None]) -> None:
+    """Applies the rules above without writing anything.
 
-    command: the command's name for messages ("search"). config: this run's config as JSON. recognize: whether
-    a found config.json's dict is this command's config. compare: raises ValueError naming the flag when a field
-    of it that decides the results differs from this run's.
+    command: the command's name for messages ("search"). recognize: whether a found config.json's dict is this
+    command's config. compare: raises ValueError naming the flag when a field of it that decides the results
+    differs from this run's.
     """
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir: {output_dir} is a file, not a folder")
@@ -58,10 +58,14 @@ def prepare(output_dir: str, *, command: str, config: dict, resume: bool, recogn
     elif os.path.isdir(output_dir) and os.listdir(output_dir):
         raise ValueError(f"--output_dir: {output_dir} is not empty and holds no {command} run (no {CONFIG_JSON}; "
                          f"found {', '.join(_contents(output_dir))}); choose a new or empty folder")
+
+
+def create(output_dir: str, config: dict, flags_text: Optional[str] = None, subdirectories: tuple = ()) -> None:
+    """Writes config.json (and config.flags) and creates `subdirectories`, after `check`."""
     try:
         for name in subdirectories:
             os.makedirs(os.path.join(output_dir, name), exist_ok=True)
-        write_json_atomic(marker, config)
+        write_json_atomic(os.path.join(output_dir, CONFIG_JSON), config)
         if flags_text is not None:
             write_bytes_atomic(os.path.join(output_dir, CONFIG_FLAGS), flags_text.encode())
     except OSError as e:

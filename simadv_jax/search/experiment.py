@@ -288,14 +288,17 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
     `Interrupted` on Ctrl-C.
     """
     config.check()
+    writer = devices.is_writer()
+    if writer:  # before loading anything; nothing is written until everything has loaded
+        rundir.check(output_dir, command="search", resume=resume, recognize=_is_search,
+                     compare=_compare(config, output_dir))
     if setup is None:
         setup = build_setup(config)
     setup.compatible(config)
     if config.rescore_with:  # fails now, not after the whole search
         setup.evaluation_for(config.rescore_with)
-    if devices.is_writer():
-        rundir.prepare(output_dir, command="search", config=config.to_json(), resume=resume, recognize=_is_search,
-                       compare=_compare(config, output_dir), flags_text=flags_text, subdirectories=(CHECKPOINTS,))
+    if writer:
+        rundir.create(output_dir, config.to_json(), flags_text, subdirectories=(CHECKPOINTS,))
         if resume:
             done = completed_results(config, output_dir, setup)
             if done is not None:
@@ -309,7 +312,7 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
     for name in config.strategies:
         runs, iteration, spent = run_strategy(setup, config, name, output_dir, progress, watchdog)
         finals[name], completed[name], seconds[name] = jax.device_get(runs), iteration, spent
-    if not devices.is_writer():
+    if not writer:
         return {}
     events = event_log.read_events(output_dir, completed)
     gaps = {name: event_log.missing(events[name], finals[name].iterations) for name in config.strategies}

@@ -95,26 +95,49 @@ def build_results(setup, config, finals: dict, events: dict, completed: dict, se
     }
 
 
+BREAK_BINS = 10  # where_it_breaks: a parameter's searched range in this many equal bins
+
+
 def _extent(values: list) -> Optional[dict]:
     return {"count": len(values), "range": [float(min(values)), float(max(values))]} if values else None
 
 
+def _intervals(values: list, low: float, high: float) -> tuple[list, float]:
+    """The adversarial values grouped by runs of occupied bins of [low, high]: ([[min, max] of each run],
+    fraction of the BREAK_BINS bins occupied)."""
+    bins = np.clip(((np.asarray(values) - low) / (high - low) * BREAK_BINS).astype(int), 0, BREAK_BINS - 1)
+    runs, current = [], []
+    for b in range(BREAK_BINS + 1):
+        if b < BREAK_BINS and np.any(bins == b):
+            current.append(b)
+        elif current:
+            inside = [v for v, vb in zip(values, bins) if current[0] <= vb <= current[-1]]
+            runs.append([float(min(inside)), float(max(inside))])
+            current = []
+    return runs, len(set(bins.tolist())) / BREAK_BINS
+
+
 def where_it_breaks(space, strategies: dict) -> dict:
     """Per searched parameter, where the adversarials lie against the searched range (results.json's
-    "where_it_breaks"): {"parameters": {name: {"searched": [lo, hi], "adversarials": {"count", "range"} | None,
-    "by_strategy": {strategy: {"count", "range"} | None}, "covered_fraction": adversarial range / searched width
-    (None without adversarials)}}, "summary": [one line per parameter, most concentrated first]}.
-    strategies: results.json's per-strategy summaries (their "adversarials" with named "params")."""
+    "where_it_breaks").
+
+    {"parameters": {name: {"searched": [lo, hi], "adversarials": {"count", "range"} | None, "by_strategy":
+    {strategy: {"count", "range"} | None}, "intervals": [[a, b], ...] the adversarial values grouped by runs of
+    occupied bins (BREAK_BINS equal bins of the searched range), "occupied_fraction": the fraction of bins holding
+    an adversarial (None without adversarials)}}, "summary": one line per parameter, most concentrated first}.
+    strategies: results.json's per-strategy summaries (their "adversarials" with named "params").
+    """
     parameters = {}
     for name, low, high in zip(space.names, space.lows.tolist(), space.highs.tolist()):
-        by_strategy = {s: _extent([a["params"][name] for a in summary["adversarials"]])
-                       for s, summary in strategies.items()}
-        found = _extent([a["params"][name] for summary in strategies.values() for a in summary["adversarials"]])
-        covered = None if found is None else (found["range"][1] - found["range"][0]) / (high - low)
-        parameters[name] = {"searched": [low, high], "adversarials": found, "by_strategy": by_strategy,
-                            "covered_fraction": covered}
-    order = sorted(parameters, key=lambda n: (parameters[n]["covered_fraction"] is None,
-                                              parameters[n]["covered_fraction"] or 0.0))
+        values = [a["params"][name] for summary in strategies.values() for a in summary["adversarials"]]
+        intervals, occupied = _intervals(values, low, high) if values else ([], None)
+        parameters[name] = {
+            "searched": [low, high], "adversarials": _extent(values),
+            "by_strategy": {s: _extent([a["params"][name] for a in summary["adversarials"]])
+                            for s, summary in strategies.items()},
+            "intervals": intervals, "occupied_fraction": occupied}
+    order = sorted(parameters, key=lambda n: (parameters[n]["occupied_fraction"] is None,
+                                              parameters[n]["occupied_fraction"] or 0.0))
     summary = []
     for name in order:
         entry = parameters[name]
@@ -122,9 +145,9 @@ def where_it_breaks(space, strategies: dict) -> dict:
         if entry["adversarials"] is None:
             summary.append(f"{name}: no adversarial found, searched [{low:g}, {high:g}]")
             continue
-        a, b = entry["adversarials"]["range"]
-        summary.append(f"{name}: adversarials in [{a:.2f}, {b:.2f}] ({entry['adversarials']['count']} found), "
-                       f"searched [{low:g}, {high:g}] ({100 * entry['covered_fraction']:.0f}% of its width)")
+        where = " and ".join(f"[{a:.2f}, {b:.2f}]" for a, b in entry["intervals"])
+        summary.append(f"{name}: adversarials in {where} ({entry['adversarials']['count']} found), searched "
+                       f"[{low:g}, {high:g}] ({100 * entry['occupied_fraction']:.0f}% of its range holds them)")
     return {"parameters": parameters, "summary": summary}
 
 

@@ -1,0 +1,79 @@
+"""The report says where the recognizer breaks, in words a reader can check, from plain data."""
+import re
+
+import numpy as np
+
+from simadv_jax.report import html, plots, table
+from simadv_jax.search.results import where_it_breaks
+from tests.search_fixtures import space
+
+
+def _adversarial(yaw, shape0, index=None):
+    entry = {"run": 0, "iteration": 1, "query": 3, "score": -0.65, "params": {"shape[0]": shape0, "yaw": yaw}}
+    if index is not None:
+        entry.update(index=index, files={"reference": f"{index:04d}_reference.png", "probe": f"{index:04d}_probe.png",
+                                         "params": f"{index:04d}.json"})
+    return entry
+
+
+def _summary(adversarials):
+    return {"queries": 40, "adversarials_found": len(adversarials), "accuracy": 0.9, "mean_score": -0.4,
+            "queries_per_adversarial": 10.0, "runs": 2, "runs_with_adversarial": 2, "valid_samples": 40,
+            "median_queries_to_first_adversarial": 7.0, "invalid": 0, "clipped": 1, "adversarials": adversarials}
+
+
+def _results():
+    sp = space("shape[0]=-2:2,yaw=-1:1")
+    strategies = {"reinforce": _summary([_adversarial(0.93, 0.1, 0), _adversarial(-0.95, -1.5, 1)]),
+                  "uniform": _summary([_adversarial(0.97, 1.9), _adversarial(-0.88, 0.4)])}
+    return {"recognizer": {"name": "dlib_resnet", "metric": "euclidean", "threshold": -0.6, "input_size": 150,
+                           "template": "dlib150"},
+            "scenario": "genuine", "head": {"model": "head", "texture": "albedo"},
+            "space": {"spec": sp.spec, "names": list(sp.names), "lows": sp.lows.tolist(), "highs": sp.highs.tolist()},
+            "strategies": strategies, "where_it_breaks": where_it_breaks(sp, strategies),
+            "rescore": {"recognizer": "dlib_reference", "threshold": -0.6, "rescored": 2, "still_adversarial": 1}}
+
+
+def test_where_it_breaks_groups_the_adversarials_by_occupied_bins():
+    breaks = _results()["where_it_breaks"]
+    yaw = breaks["parameters"]["yaw"]
+    assert yaw["searched"] == [-1.0, 1.0] and yaw["adversarials"] == {"count": 4, "range": [-0.95, 0.97]}
+    np.testing.assert_allclose(yaw["intervals"], [[-0.95, -0.88], [0.93, 0.97]])
+    assert yaw["occupied_fraction"] == 0.2  # 2 of 10 bins
+    assert yaw["by_strategy"]["reinforce"] == {"count": 2, "range": [-0.95, 0.93]}
+    shape = breaks["parameters"]["shape[0]"]
+    assert shape["occupied_fraction"] == 0.4 and len(shape["intervals"]) == 3  # -1.5 | 0.1, 0.4 | 1.9
+    # Most concentrated first, in words.
+    assert breaks["summary"][0] == ("yaw: adversarials in [-0.95, -0.88] and [0.93, 0.97] (4 found), searched "
+                                    "[-1, 1] (20% of its range holds them)")
+    empty = where_it_breaks(space("yaw=-1:1"), {"uniform": _summary([])})
+    assert empty["summary"] == ["yaw: no adversarial found, searched [-1, 1]"]
+    assert empty["parameters"]["yaw"]["occupied_fraction"] is None
+
+
+def test_html_report_labels_everything_and_has_no_markdown():
+    page = html.report(_results())
+    assert "`" not in page and "**" not in page
+    for text in ("At a glance", "Where it breaks", "where_it_breaks.png", "alt='reference'", "alt='probe'",
+                 "distance &lt;= 0.600", "false non-match", "yaw = 0.930", "shape[0] = 0.100",
+                 "Rescored with dlib_reference"):
+        assert text in page, text
+    for column in table.COLUMNS:
+        assert f">{html._e(column.header)}</th>" in page and html._e(column.meaning) in page
+    glance = page[page.index("At a glance"):page.index("</ul>")]
+    assert "4 adversarial(s) in 80 queries" in glance and "yaw: adversarials in" in glance
+    assert page.count("<img src='adversarials/") == 4  # two saved pairs, reference and probe each
+
+
+def test_markdown_table_has_every_column_and_its_meaning():
+    text = table.table_markdown(_results())
+    header = next(line for line in text.splitlines() if line.startswith("| Strategy"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [c.header for c in table.COLUMNS]
+    assert re.search(r"\| reinforce \| 40 \| 2 \| 90\.0 \| -0\.400 \| 10\.0 \| 2/2 \| 7 \| 0 \| 1 \|", text)
+    assert all(f"- {c.header}: {c.meaning}" in text for c in table.COLUMNS)
+
+
+def test_figures_render_single_point_runs_and_the_strip_plot():
+    runs = {"a": [np.array([-0.5]), np.array([-0.3, -0.7])]}  # run 0 stopped at iteration 0: one point
+    assert plots.trajectories_figure(runs, -0.6, "score").startswith(b"\x89PNG")
+    assert plots.where_it_breaks_figure(_results()).startswith(b"\x89PNG")
