@@ -25,6 +25,9 @@ When no reference value depends on rho (`space.reference_is_constant`), the refe
 once, at build time. A sample is valid iff both images rendered validly (`simulator.Image.valid`) and every pixel,
 embedding entry and the score are finite.
 
+The batching itself (the host batcher `map_batches`, the device loop `map_groups`, the mesh helpers) lives in
+`simadv_jax.batching`; this module is where it is applied to rendering and scoring.
+
 Devices. `apply` shards the batch axis over a 1-D mesh ("batch") of `devices` (default `jax.devices()`, every
 host's under `jax.distributed`): each device renders its shard in RENDER_GROUP-image groups, the recognizer runs
 data-parallel, B is padded to a multiple of the device count inside the call and the (B,) results come back
@@ -44,13 +47,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flame.model import FlameModel, TextureModel
 from simadv_jax import simulator
+from simadv_jax.batching import (RENDER_GROUP, batch_sharding, interleave, local_devices, map_batches, map_groups,
+                                 pad_to_devices, replicated, round_up)
 from simadv_jax.params import ParamSpace
 from simadv_jax.recognizers.base import Recognizer
 
 SCENARIOS = ("genuine", "impostor")
-# Images rendered per vmapped group on one device; groups run one after another (`lax.map`). On XLA:CPU this
-# is ~1.5x faster than one vmap over the whole batch (the rasterizer's per-image buffers stay in cache).
-RENDER_GROUP = 8
 # Points per compiled call of the host methods (a multiple of RENDER_GROUP).
 DEFAULT_BATCH_SIZE = 32
 
@@ -154,86 +156,6 @@ class EvaluationData:
     reference: Optional[ReferenceEmbedding]
 
 
-# ---- the host batcher ------------------------------------------------------------------------------------
-
-
-def map_batches(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int) -> Any:
-    """The one host-side batcher: applies `fn` (compiled for a leading axis of exactly `batch_size`) to N rows.
-
-    arrays: inputs with a common leading axis N (any N >= 0). The rows go in chunks of `batch_size`; the last
-    chunk is padded with copies of its first row, and outputs for padding rows are dropped.
-    Returns fn's output pytree as numpy arrays with leading axis N.
-    """
-    arrays = [np.asarray(a) for a in arrays]
-    count = arrays[0].shape[0]
-    if any(a.shape[0] != count for a in arrays):
-        raise ValueError(f"map_batches: inputs differ in length: {[a.shape[0] for a in arrays]}")
-    if count == 0:
-        shapes = jax.eval_shape(fn, *(jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], a.dtype) for a in arrays))
-        return jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], s.dtype), shapes)
-    chunks = []
-    for start in range(0, count, batch_size):
-        parts = [a[start:start + batch_size] for a in arrays]
-        size = parts[0].shape[0]
-        padded = [np.concatenate([p, np.repeat(p[:1], batch_size - size, axis=0)]) for p in parts]
-        chunks.append(jax.tree.map(lambda x: x[:size], jax.device_get(fn(*padded))))
-    return jax.tree.map(lambda *xs: np.concatenate(xs), *chunks)
-
-
-def batch_sharding(devices=None) -> Optional[NamedSharding]:
-    """NamedSharding of a leading batch axis over a 1-D mesh of `devices` (default all); None for one device."""
-    devices = jax.devices() if devices is None else devices
-    if len(devices) < 2:
-        return None
-    return NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
-
-
-def map_groups(fn: Callable, shared, batched, sharding: Optional[NamedSharding], group: Optional[int] = RENDER_GROUP):
-    """Traced `fn(shared, one)` over the leading axis of the pytree `batched`, the batch sharded over `sharding`'s
-    mesh (B divisible by its size; None: one device): each device runs its shard as `lax.map` over vmapped groups
-    of `group` items (None: one vmap over the shard). `shared` is replicated."""
-    def local(shared, batched):
-        if group is None:
-            return jax.vmap(fn, in_axes=(None, 0))(shared, batched)
-        return jax.lax.map(lambda one: fn(shared, one), batched, batch_size=group)
-
-    if sharding is None:
-        return local(shared, batched)
-    return jax.shard_map(local, mesh=sharding.mesh, in_specs=(PartitionSpec(), sharding.spec),
-                         out_specs=sharding.spec)(shared, batched)
-
-
-def _local_devices(devices) -> list:
-    """The devices of `devices` (default all) that this process drives."""
-    devices = jax.devices() if devices is None else devices
-    return [d for d in devices if d.process_index == jax.process_index()]
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def _pad_to_devices(x: jax.Array, sharding: Optional[NamedSharding]) -> jax.Array:
-    """(B, ...) -> (B', ...) padded with zeros to a multiple of the mesh size, sharded over it."""
-    if sharding is None:
-        return x
-    x = jnp.pad(x, ((0, -x.shape[0] % sharding.mesh.size),) + ((0, 0),) * (x.ndim - 1))
-    return jax.lax.with_sharding_constraint(x, sharding)
-
-
-def _replicated(tree, sharding: Optional[NamedSharding]):
-    if sharding is None:
-        return tree
-    return jax.lax.with_sharding_constraint(tree, NamedSharding(sharding.mesh, PartitionSpec()))
-
-
-def _interleave(reference, probe):
-    """Two pytrees of (B, ...) leaves -> one of (2B, ...): sample i's reference and probe are rows 2i and 2i + 1,
-    so both stay on the device that holds sample i."""
-    return jax.tree.map(lambda r, p: jnp.stack([r, p], axis=1).reshape(2 * r.shape[0], *r.shape[1:]),
-                        reference, probe)
-
-
 # ---- the renderer ----------------------------------------------------------------------------------------
 
 
@@ -261,14 +183,14 @@ class Renderer:
                                                              check_finite=False), head, params, sharding)
 
     def render_pairs(self, head: Head, rho: jax.Array, sharding: Optional[NamedSharding]) -> simulator.Image:
-        """Traced: (B, n) rho (B divisible by the mesh size) -> Image with 2B interleaved rows (see `_interleave`)."""
+        """Traced: (B, n) rho (B divisible by the mesh size) -> Image with 2B interleaved rows (see `batching.interleave`)."""
         scene = self.space.decode(rho)
-        return self.render(head, _interleave(scene.reference, scene.probe), sharding)
+        return self.render(head, interleave(scene.reference, scene.probe), sharding)
 
     @property
     def local_sharding(self) -> Optional[NamedSharding]:
         """The batch sharding of the host methods: this process's devices."""
-        return batch_sharding(_local_devices(self.devices))
+        return batch_sharding(local_devices(self.devices))
 
     def images(self, rho) -> PairImages:
         """(N, n) rho (used as given: clip first) -> PairImages (numpy), any N."""
@@ -278,7 +200,7 @@ class Renderer:
             @jax.jit
             def images(head, rho):
                 batch = rho.shape[0]
-                out = self.render_pairs(head, _pad_to_devices(rho, sharding), sharding)
+                out = self.render_pairs(head, pad_to_devices(rho, sharding), sharding)
                 pixels = out.image.reshape(-1, 2, *out.image.shape[1:])[:batch]
                 ok = jnp.all(out.valid.reshape(-1, 2)[:batch], axis=1) & jnp.all(jnp.isfinite(pixels), axis=(1, 2, 3, 4))
                 return PairImages(pixels[:, 0], pixels[:, 1], ok)
@@ -299,7 +221,7 @@ def make_renderer(space: ParamSpace, model: FlameModel, texture_model: TextureMo
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     head = Head(model.leading_components(space.sizes["shape"], space.sizes["expression"]),
                 texture_model.leading_components(space.sizes["texture"]))
-    return Renderer(space, view, head, _round_up(batch_size, RENDER_GROUP),
+    return Renderer(space, view, head, round_up(batch_size, RENDER_GROUP),
                     None if devices is None else tuple(devices))
 
 
@@ -352,11 +274,11 @@ class Evaluation:
 
     def _result(self, ref_embedding, probe_embedding, ok, batch, sharding) -> EvalResult:
         loss = self.scenario.loss(self.recognizer.score(ref_embedding, probe_embedding))
-        return _replicated(EvalResult(loss[:batch], (ok & jnp.isfinite(loss))[:batch]), sharding)
+        return replicated(EvalResult(loss[:batch], (ok & jnp.isfinite(loss))[:batch]), sharding)
 
     def _apply(self, data: EvaluationData, rho: jax.Array, sharding: Optional[NamedSharding]) -> EvalResult:
         batch = rho.shape[0]
-        rho = _pad_to_devices(jnp.asarray(rho, jnp.float32), sharding)
+        rho = pad_to_devices(jnp.asarray(rho, jnp.float32), sharding)
         if data.reference is not None:
             probe = self.renderer.render(data.head, self.space.decode(rho).probe, sharding)
             probe_embedding, probe_finite = self._embed(data.recognizer_params, probe.image)
@@ -410,7 +332,7 @@ class Evaluation:
 
         def embed(data, chunk):
             batch = chunk.shape[0]
-            return self.recognizer.embed(data.recognizer_params, _pad_to_devices(chunk, sharding))[:batch]
+            return self.recognizer.embed(data.recognizer_params, pad_to_devices(chunk, sharding))[:batch]
 
         images = np.asarray(images, np.float32)
         return self._host("embed_images", embed, [images], 2 * self.batch_size)
@@ -422,7 +344,7 @@ class Evaluation:
         def score(data, ref, prb):
             batch = ref.shape[0]
             embeddings, finite = self._embed(data.recognizer_params,
-                                             _pad_to_devices(_interleave(ref, prb), sharding))
+                                             pad_to_devices(interleave(ref, prb), sharding))
             embeddings = embeddings.reshape(-1, 2, embeddings.shape[-1])
             ok = jnp.all(finite.reshape(-1, 2), axis=1)
             return self._result(embeddings[:, 0], embeddings[:, 1], ok, batch, sharding)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from simadv_jax import simulator
-from simadv_jax.evaluate import make_evaluate, make_renderer, map_batches
+from simadv_jax.batching import map_batches
+from simadv_jax.evaluate import make_evaluate, make_renderer
 from tests.search_fixtures import TINY_SIZE, head, space, tiny_recognizer
 from tests.subprocesses import last_line, run_script
 

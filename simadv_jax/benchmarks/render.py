@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simadv_jax.evaluate import RENDER_GROUP, map_groups
+from simadv_jax.batching import RENDER_GROUP, map_groups
 from simadv_jax.render import Camera, look_at, perspective, render_mesh
 from simadv_jax.render.rasterize import resolve_backend
 

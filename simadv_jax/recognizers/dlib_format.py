@@ -21,6 +21,9 @@ first, the final 256->128 matrix last.
 `dlib_face_recognition_resnet_model_v1` (layer names, filter counts, kernel sizes, strides,
 paddings, tensor shapes) and returns its 59 parameter tensors; `flax_params` maps them onto
 the parameter tree of `simadv_jax.recognizers.dlib_resnet.DlibResNet`.
+
+One module of ~420 lines on purpose: the byte-level reader and the network's layer table describe one file format,
+and neither half can be read or checked without the other.
 """
 from __future__ import annotations
 

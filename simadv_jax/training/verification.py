@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simadv_jax.evaluate import map_batches
+from simadv_jax.batching import map_batches
 from simadv_jax.recognizers.base import Recognizer
 from simadv_jax.recognizers.checkpoints import VERIFICATION_FILE
 from simadv_jax.recognizers.registry import checkpoint_dir, load
