@@ -69,7 +69,8 @@ def config_from_flags() -> SearchConfig:
     """The SearchConfig the parsed flags describe."""
     return SearchConfig(
         strategies=tuple(STRATEGY.value), strategy_options=tuple(STRATEGY_OPTIONS.value), runs=RUNS.value,
-        samples_per_iteration=SAMPLES.value, max_iterations=MAX_ITERATIONS.value, stop_at_first=STOP_AT_FIRST.value, seed=SEED.value,
+        samples_per_iteration=SAMPLES.value, max_iterations=MAX_ITERATIONS.value, stop_at_first=STOP_AT_FIRST.value,
+        seed=SEED.value,
         recognizer=RECOGNIZER.value, threshold=THRESHOLD.value, head=HEAD.value, texture=TEXTURE.value,
         space=SPACE.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, rescore_with=RESCORE_WITH.value,
         checkpoint_every=CHECKPOINT_EVERY.value, max_saved_adversarials=MAX_SAVED.value, progress=PROGRESS.value)

@@ -183,7 +183,8 @@ class Renderer:
                                                              check_finite=False), head, params, sharding)
 
     def render_pairs(self, head: Head, rho: jax.Array, sharding: Optional[NamedSharding]) -> simulator.Image:
-        """Traced: (B, n) rho (B divisible by the mesh size) -> Image with 2B interleaved rows (see `batching.interleave`)."""
+        """Traced: (B, n) rho (B divisible by the mesh size) -> Image with 2B interleaved rows (reference and probe
+        of sample i at 2i and 2i + 1: `batching.interleave`)."""
         scene = self.space.decode(rho)
         return self.render(head, interleave(scene.reference, scene.probe), sharding)
 
@@ -202,7 +203,8 @@ class Renderer:
                 batch = rho.shape[0]
                 out = self.render_pairs(head, pad_to_devices(rho, sharding), sharding)
                 pixels = out.image.reshape(-1, 2, *out.image.shape[1:])[:batch]
-                ok = jnp.all(out.valid.reshape(-1, 2)[:batch], axis=1) & jnp.all(jnp.isfinite(pixels), axis=(1, 2, 3, 4))
+                finite = jnp.all(jnp.isfinite(pixels), axis=(1, 2, 3, 4))
+                ok = jnp.all(out.valid.reshape(-1, 2)[:batch], axis=1) & finite
                 return PairImages(pixels[:, 0], pixels[:, 1], ok)
 
             self._compiled["images"] = images

@@ -181,7 +181,8 @@ def write_outputs(out: str, metrics: dict, renders: dict) -> None:
     for key, poses in _pose_names(metrics).items():
         for i, (image, pose) in enumerate(zip(renders[key], poses)):
             write_bytes_atomic(os.path.join(out, "renders", f"id{i:03d}_{key}_{pose}.png"), png_bytes(image))
-    tiles = [np.concatenate([renders["frontal"][i], renders["yaw45"][i], resized(renders["chip_yaw30"][i], FRAMED_SIZE)],
-                            axis=1) for i in range(min(CONTACT_SHEET_IDENTITIES, metrics["num_identities"]))]
+    tiles = [np.concatenate([renders["frontal"][i], renders["yaw45"][i],
+                             resized(renders["chip_yaw30"][i], FRAMED_SIZE)], axis=1)
+             for i in range(min(CONTACT_SHEET_IDENTITIES, metrics["num_identities"]))]
     write_bytes_atomic(os.path.join(out, "contact_sheet.png"), png_bytes(contact_sheet(tiles, columns=5)))
     write_json_atomic(os.path.join(out, "realism.json"), metrics)

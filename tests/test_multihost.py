@@ -23,7 +23,8 @@ from tests.search_fixtures import head, tiny_config, tiny_recognizer
 config = tiny_config(strategies=("reinforce",), max_saved_adversarials=1)
 setup = build_setup(config, recognizer=tiny_recognizer(threshold=0.8), head=head())
 results = run_search(config, out, setup=setup)
-summary = {name: {k: v for k, v in s.items() if k != "adversarials"} for name, s in results.get("strategies", {}).items()}
+summary = {name: {k: v for k, v in s.items() if k != "adversarials"}
+           for name, s in results.get("strategies", {}).items()}
 print(json.dumps({"devices": jax.device_count(), "local": jax.local_device_count(), "process": jax.process_index(),
                   "summary": summary}))
 """

@@ -25,12 +25,12 @@ class FlameFileError(ValueError):
         super().__init__(f"{self.path}: field '{field}': {problem}")
 
 
-def _basename(path: PathLike) -> str:
+def file_name(path: PathLike) -> str:
     """The file name of `path` (recorded as a model's name and source)."""
     return os.path.basename(os.fspath(path))
 
 
-def _field(path, values: dict, field: str, *, kind: str, shape: tuple, optional: bool = False):
+def checked_field(path, values: dict, field: str, *, kind: str, shape: tuple, optional: bool = False):
     """Fetches `values[field]` as a numpy array and checks its dtype kind and shape.
 
     kind: "float" (finite floating point), "int" (signed/unsigned integers) or "str".
@@ -55,9 +55,9 @@ def _field(path, values: dict, field: str, *, kind: str, shape: tuple, optional:
     return value
 
 
-def _indices(path, values, field, upper: int, shape: tuple, optional: bool = False):
+def checked_indices(path, values, field, upper: int, shape: tuple, optional: bool = False):
     """An integer index array with every entry in [0, upper), as int32."""
-    value = _field(path, values, field, kind="int", shape=shape, optional=optional)
+    value = checked_field(path, values, field, kind="int", shape=shape, optional=optional)
     if value is None:
         return None
     if value.size and (value.min() < 0 or value.max() >= upper):
@@ -65,9 +65,9 @@ def _indices(path, values, field, upper: int, shape: tuple, optional: bool = Fal
     return value.astype(np.int32)
 
 
-def _parents(path, values, field, num_joints) -> tuple:
+def checked_parents(path, values, field, num_joints) -> tuple:
     """Parents from a (J,) array or FLAME's kintree_table (2, J) (row 0 = parents)."""
-    table = _field(path, values, field, kind="int", shape=(None,) * _ndim(values, field))
+    table = checked_field(path, values, field, kind="int", shape=(None,) * stored_ndim(values, field))
     row = table[0] if table.ndim == 2 else table
     if table.ndim not in (1, 2) or row.shape[0] != num_joints:
         raise FlameFileError(path, field, f"shape {table.shape} does not describe {num_joints} joints")
@@ -79,23 +79,25 @@ def _parents(path, values, field, num_joints) -> tuple:
     return parents
 
 
-def _metadata(values: dict, key: str, default: str) -> str:
+def metadata(values: dict, key: str, default: str) -> str:
     """A string field of the project's format, or `default` when it is missing or not a string."""
     value = values.get(key)
     return str(np.asarray(value)) if value is not None and np.asarray(value).dtype.kind == "U" else default
 
 
-def _ndim(values, field) -> int:
+def stored_ndim(values, field) -> int:
     """The rank of `values[field]` (1 when missing), for checks that accept any shape of that rank."""
     return np.ndim(values[field]) if field in values else 1
 
 
-def _embedding(path, values, face_field, bary_field, layout, prefix="", dynamic=None) -> LandmarkEmbedding:
+def landmark_embedding(path, values, face_field, bary_field, layout, prefix="",
+                       dynamic=None) -> LandmarkEmbedding:
     """A LandmarkEmbedding from the fields `prefix` + `face_field` ((L,) triangles, any shape) and + `bary_field`
     ((L, 3) weights); `dynamic`: optional (face field, weight field) names of the (Y, C) contour tables."""
     face_field, bary_field = prefix + face_field, prefix + bary_field
-    face_idx = _field(path, values, face_field, kind="int", shape=(None,) * _ndim(values, face_field)).reshape(-1)
-    bary = _field(path, values, bary_field, kind="float", shape=(None,) * _ndim(values, bary_field))
+    face_idx = checked_field(path, values, face_field, kind="int",
+                             shape=(None,) * stored_ndim(values, face_field)).reshape(-1)
+    bary = checked_field(path, values, bary_field, kind="float", shape=(None,) * stored_ndim(values, bary_field))
     bary = bary.reshape(-1, 3) if bary.size % 3 == 0 else bary
     if bary.shape != (face_idx.shape[0], 3):
         raise FlameFileError(path, bary_field, f"shape {bary.shape} does not match ({face_idx.shape[0]}, 3)")
@@ -103,9 +105,9 @@ def _embedding(path, values, face_field, bary_field, layout, prefix="", dynamic=
         raise FlameFileError(path, face_field, "negative triangle index")
     dyn_faces = dyn_bary = None
     if dynamic is not None:
-        dyn_faces = _field(path, values, prefix + dynamic[0], kind="int", shape=(None, None), optional=True)
+        dyn_faces = checked_field(path, values, prefix + dynamic[0], kind="int", shape=(None, None), optional=True)
         if dyn_faces is not None:
-            dyn_bary = _field(path, values, prefix + dynamic[1], kind="float", shape=dyn_faces.shape + (3,))
+            dyn_bary = checked_field(path, values, prefix + dynamic[1], kind="float", shape=dyn_faces.shape + (3,))
             if dyn_faces.size and dyn_faces.min() < 0:
                 raise FlameFileError(path, prefix + dynamic[0], "negative triangle index")
             dyn_faces, dyn_bary = dyn_faces.astype(np.int32), dyn_bary.astype(np.float32)
@@ -118,7 +120,7 @@ def _embedding(path, values, face_field, bary_field, layout, prefix="", dynamic=
     )
 
 
-def _texture(mean, basis, std, name, source, license_) -> TextureModel:
+def texture_model(mean, basis, std, name, source, license_) -> TextureModel:
     """A TextureModel of contiguous float32 arrays."""
     return TextureModel(
         mean=np.ascontiguousarray(mean, np.float32),

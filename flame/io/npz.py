@@ -11,38 +11,38 @@ from typing import Union
 import numpy as np
 
 from flame.atomic import write_bytes_atomic
-from flame.io.fields import (FlameFileError, PathLike, _embedding, _field, _indices, _metadata, _ndim, _parents,
-                             _texture, attach_landmarks)
+from flame.io.fields import (FlameFileError, PathLike, attach_landmarks, checked_field, checked_indices,
+                             checked_parents, landmark_embedding, metadata, stored_ndim, texture_model)
 from flame.model import FlameModel, LandmarkEmbedding, TextureModel, to_numpy
 
 FORMAT_NAME = "simadv-flame-npz"
 FORMAT_VERSION = 1
 
 
-def _check_header(path, values) -> None:
+def check_header(path, values) -> None:
     """The header names this format, in a version no newer than this code reads."""
-    name = _field(path, values, "format", kind="str", shape=())
+    name = checked_field(path, values, "format", kind="str", shape=())
     if str(name) != FORMAT_NAME:
         raise FlameFileError(path, "format", f"'{name}' is not '{FORMAT_NAME}'")
-    version = _field(path, values, "format_version", kind="int", shape=())
+    version = checked_field(path, values, "format_version", kind="int", shape=())
     if int(version) > FORMAT_VERSION:
         raise FlameFileError(path, "format_version", f"{int(version)} is newer than supported ({FORMAT_VERSION})")
 
 
-def _model_from_npz(path, values: dict) -> FlameModel:
+def model_from_npz(path, values: dict) -> FlameModel:
     """A FlameModel (+ UVs, + the embedding stored under 'landmarks.') from the project's fields."""
-    v_template = _field(path, values, "v_template", kind="float", shape=(None, 3))
+    v_template = checked_field(path, values, "v_template", kind="float", shape=(None, 3))
     num_vertices = v_template.shape[0]
-    faces = _indices(path, values, "faces", num_vertices, (None, 3))
-    weights = _field(path, values, "lbs_weights", kind="float", shape=(num_vertices, None))
+    faces = checked_indices(path, values, "faces", num_vertices, (None, 3))
+    weights = checked_field(path, values, "lbs_weights", kind="float", shape=(num_vertices, None))
     num_joints = weights.shape[1]
-    uv_coords = _field(path, values, "uv_coords", kind="float", shape=(None, 2), optional=True)
+    uv_coords = checked_field(path, values, "uv_coords", kind="float", shape=(None, 2), optional=True)
     uv_faces = None
     if uv_coords is not None:
-        uv_faces = _indices(path, values, "uv_faces", uv_coords.shape[0], faces.shape)
+        uv_faces = checked_indices(path, values, "uv_faces", uv_coords.shape[0], faces.shape)
 
     def floats(field, shape):
-        return _field(path, values, field, kind="float", shape=shape).astype(np.float32)
+        return checked_field(path, values, field, kind="float", shape=shape).astype(np.float32)
 
     model = FlameModel(
         v_template=v_template.astype(np.float32),
@@ -52,33 +52,33 @@ def _model_from_npz(path, values: dict) -> FlameModel:
         J_regressor=floats("J_regressor", (num_joints, num_vertices)),
         lbs_weights=weights.astype(np.float32),
         faces=faces,
-        parents=_parents(path, values, "parents", num_joints),
+        parents=checked_parents(path, values, "parents", num_joints),
         uv_coords=None if uv_coords is None else uv_coords.astype(np.float32),
         uv_faces=uv_faces,
-        name=_metadata(values, "name", "flame"),
-        source=_metadata(values, "source", ""),
-        license=_metadata(values, "license", ""),
+        name=metadata(values, "name", "flame"),
+        source=metadata(values, "source", ""),
+        license=metadata(values, "license", ""),
     )
     if "landmarks.face_idx" in values:
-        model = attach_landmarks(model, _landmarks_from_npz(path, values, "landmarks."), path, "landmarks.")
+        model = attach_landmarks(model, landmarks_from_npz(path, values, "landmarks."), path, "landmarks.")
     return model
 
 
-def _texture_from_npz(path, values) -> TextureModel:
+def texture_from_npz(path, values) -> TextureModel:
     """A TextureModel, UV (H, W, 3) or per vertex (V, 3), from the project's fields."""
-    mean = _field(path, values, "mean", kind="float", shape=(None,) * _ndim(values, "mean"))
+    mean = checked_field(path, values, "mean", kind="float", shape=(None,) * stored_ndim(values, "mean"))
     if mean.ndim not in (2, 3) or mean.shape[-1] != 3:
         raise FlameFileError(path, "mean", f"shape {mean.shape} is not (H, W, 3) or (V, 3)")
-    basis = _field(path, values, "basis", kind="float", shape=mean.shape + (None,))
-    std = _field(path, values, "std", kind="float", shape=(basis.shape[-1],))
-    return _texture(mean, basis, std, _metadata(values, "name", "texture"),
-                    _metadata(values, "source", ""), _metadata(values, "license", ""))
+    basis = checked_field(path, values, "basis", kind="float", shape=mean.shape + (None,))
+    std = checked_field(path, values, "std", kind="float", shape=(basis.shape[-1],))
+    return texture_model(mean, basis, std, metadata(values, "name", "texture"), metadata(values, "source", ""),
+                         metadata(values, "license", ""))
 
 
-def _landmarks_from_npz(path, values: dict, prefix: str = "") -> LandmarkEmbedding:
+def landmarks_from_npz(path, values: dict, prefix: str = "") -> LandmarkEmbedding:
     """The embedding stored under `prefix` ('landmarks.' inside a model file)."""
-    layout = _metadata(values, prefix + "layout", "unknown")
-    return _embedding(path, values, "face_idx", "bary_coords", layout, prefix,
+    layout = metadata(values, prefix + "layout", "unknown")
+    return landmark_embedding(path, values, "face_idx", "bary_coords", layout, prefix,
                       dynamic=("dynamic_face_idx", "dynamic_bary_coords"))
 
 

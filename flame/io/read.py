@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from flame.io.fields import FlameFileError, PathLike, _field, attach_landmarks
-from flame.io.npz import _check_header, _landmarks_from_npz, _model_from_npz, _texture_from_npz
-from flame.io.official import _landmarks_from_official, _model_from_official, _texture_from_official, load_uv
-from flame.io.unpickle import _load_any
+from flame.io.fields import FlameFileError, PathLike, checked_field, attach_landmarks
+from flame.io.npz import check_header, landmarks_from_npz, model_from_npz, texture_from_npz
+from flame.io.official import landmarks_from_official, model_from_official, texture_from_official, load_uv
+from flame.io.unpickle import load_values
 from flame.model import FlameModel, LandmarkEmbedding, TextureModel
 
 
 def _detect_kind(path, values: dict) -> str:
     """'model', 'texture' or 'landmarks' from the project header or the official keys."""
     if "format" in values:
-        return str(_field(path, values, "kind", kind="str", shape=()))
+        return str(checked_field(path, values, "kind", kind="str", shape=()))
     if "v_template" in values:
         return "model"
     if {"tex_dir", "MU", "PC"} & set(values):
@@ -26,18 +26,18 @@ def _detect_kind(path, values: dict) -> str:
 
 def _read(path: PathLike, kind: Optional[str] = None):
     """Reads any supported file as `kind` ('model', 'texture', 'landmarks'; None: detect)."""
-    values = _load_any(path)
+    values = load_values(path)
     stored = _detect_kind(path, values) if kind is None or "format" in values else kind
     if kind is not None and stored != kind:
         raise FlameFileError(path, "kind", f"file holds a {stored}, not a {kind}")
     if "format" in values:
-        _check_header(path, values)
+        check_header(path, values)
     if stored == "model":
-        return _model_from_npz(path, values) if "format" in values else _model_from_official(path, values)
+        return model_from_npz(path, values) if "format" in values else model_from_official(path, values)
     if stored == "texture":
-        return _texture_from_npz(path, values) if "format" in values else _texture_from_official(path, values)
+        return texture_from_npz(path, values) if "format" in values else texture_from_official(path, values)
     if stored == "landmarks":
-        return _landmarks_from_npz(path, values) if "face_idx" in values else _landmarks_from_official(path, values)
+        return landmarks_from_npz(path, values) if "face_idx" in values else landmarks_from_official(path, values)
     raise FlameFileError(path, "kind", f"unknown kind '{stored}'")
 
 

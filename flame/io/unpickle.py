@@ -1,9 +1,9 @@
-"""Reading untrusted FLAME files into plain values: the allow-list unpickler and `_load_any`.
+"""Reading untrusted FLAME files into plain values: the allow-list unpickler and `load_values`.
 
 A pickle is code, so official pickles (`generic_model.pkl`, `flame_static_embedding.pkl`, DECA's
 `landmark_embedding.npy`) are read by `_RestrictedUnpickler`, an allow-list that maps chumpy arrays, scipy sparse
 matrices and legacy torch tensors to data-only stand-ins and refuses every other class; `_resolve` then turns the
-stand-ins into numpy arrays. `_load_any` reads a pickle, .npy or .npz (by its first bytes) into a dict of numpy
+stand-ins into numpy arrays. `load_values` reads a pickle, .npy or .npz (by its first bytes) into a dict of numpy
 values.
 """
 from __future__ import annotations
@@ -330,7 +330,7 @@ def _read_bytes(path: PathLike) -> bytes:
         raise FlameFileError(path, "file", f"cannot read: {e.strerror or e}") from None
 
 
-def _load_any(path: PathLike) -> dict:
+def load_values(path: PathLike) -> dict:
     """Reads a pickle, .npy (object array of a dict) or .npz into a dict of numpy values."""
     data = _read_bytes(path)
     try:

@@ -1,9 +1,10 @@
 """Search-step throughput against the recognizer alone: `python -m launch.bench --what=search`.
 
-For each batch B (samples per iteration, R = max(B // K, 1) runs of K = min(B, 8) samples), times one jitted
-`search.step` of the reinforce strategy on the embedded head (render both images of every pair, embed, score,
-policy update, bookkeeping) and, at the same number of images (2B: both images of a pair counted), the
-recognizer's embedding alone. ratio = step images/s / recognizer images/s; the target is >= 0.8.
+For each batch B (samples per iteration, R = max(B // K, 1) runs of K = min(B, 8) samples), times one step of
+the run loop (`search.experiment.compiled_step`) of the reinforce strategy on the embedded head (render both images
+of every pair, embed, score, policy update, bookkeeping; with several devices the strategy's half on one device and
+the evaluation sharded, as `launch.search` runs it) and, at the same number of images (2B: both images of a pair
+counted), the recognizer's embedding alone. ratio = step images/s / recognizer images/s; the target is >= 0.8.
 
 The two are timed alternately, call by call, and each keeps its fastest call, so load from other processes on a
 shared machine slows both alike instead of whichever happened to run during a busy moment.
@@ -41,7 +42,7 @@ def run(batches: Sequence[int] = (16, 64), recognizer: str = "dlib_resnet", repe
     """Rows {"what", "recognizer", "batch", "runs", "samples_per_iteration", "images_per_step", "compile_s",
     "step_s", "samples_per_s", "step_images_per_s", "recognizer_images_per_s", "ratio", "device", "devices",
     "rasterizer"} (the visibility pass the renders used: "native" or "jax", see `render.rasterize`)."""
-    from simadv_jax import search
+    from simadv_jax.search import experiment
     from simadv_jax.search.config import SearchConfig
     from simadv_jax.setup import build_setup
 
@@ -52,20 +53,18 @@ def run(batches: Sequence[int] = (16, 64), recognizer: str = "dlib_resnet", repe
     for batch in batches:
         k = min(batch, 8)
         r = max(batch // k, 1)
-        strategy = search.make("reinforce", population_size=k)
-        runs = search.init_runs(strategy, jax.random.key(0), setup.space.lows, setup.space.highs, num_runs=r)
-
-        @jax.jit
-        def step(data, runs):
-            return search.step(strategy, runs, lambda rho: evaluation.apply(data, rho),
-                               threshold=-1e9, stop_at_first=False)  # never stops: every step does full work
+        # The run loop's own step (with several devices: ask/tell on one device, the evaluation sharded); runs
+        # never stop, so every step does the full work.
+        config = SearchConfig(recognizer=recognizer, space=SPACE, runs=r, samples_per_iteration=k, stop_at_first=False)
+        strategy, runs = experiment.initial_runs(setup, config, "reinforce")
+        data, runs = experiment.place(evaluation, evaluation.data, runs)
+        step = experiment.compiled_step(setup, config, "reinforce", strategy, data, runs)
 
         images = 2 * r * k
         pixels = jnp.full((images, rec.input_size, rec.input_size, 3), 0.5, jnp.float32)
         if evaluation.mesh is not None:  # the recognizer alone gets the same devices as the step
             pixels = jax.device_put(pixels, NamedSharding(evaluation.mesh, PartitionSpec("batch")))
-        compile_s, step_s, embed_s = _time_alternately(step, (evaluation.data, runs), embed, (rec.params, pixels),
-                                                       repeats)
+        compile_s, step_s, embed_s = _time_alternately(step, (data, runs), embed, (rec.params, pixels), repeats)
         rows.append({
             "what": "search", "recognizer": rec.name, "batch": r * k, "runs": r, "samples_per_iteration": k,
             "images_per_step": images, "compile_s": round(compile_s, 2), "step_s": round(step_s, 4),

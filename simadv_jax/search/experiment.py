@@ -139,7 +139,7 @@ def _is_search(values: dict) -> bool:
     return True
 
 
-def _initial_runs(setup: Setup, config: SearchConfig, name: str):
+def initial_runs(setup: Setup, config: SearchConfig, name: str):
     strategy = search.make(name, population_size=config.samples_per_iteration, **config.options(name))
     runs = search.init_runs(strategy, jax.random.key(config.seed), setup.space.lows, setup.space.highs,
                             num_runs=config.runs)
@@ -148,7 +148,7 @@ def _initial_runs(setup: Setup, config: SearchConfig, name: str):
 
 def _load(setup: Setup, config: SearchConfig, name: str, output_dir: str):
     """(strategy, runs, completed iterations, seconds so far) from the strategy's checkpoint, or fresh."""
-    strategy, runs = _initial_runs(setup, config, name)
+    strategy, runs = initial_runs(setup, config, name)
     path = _checkpoint_path(output_dir, name)
     if not os.path.exists(path):
         return strategy, runs, 0, 0.0
@@ -159,7 +159,7 @@ def _finished(runs, iteration: int, config: SearchConfig) -> bool:
     return iteration >= config.max_iterations or bool(np.all(np.asarray(runs.done)))
 
 
-def _compiled_step(setup: Setup, config: SearchConfig, name: str, strategy, data, runs) -> Callable:
+def compiled_step(setup: Setup, config: SearchConfig, name: str, strategy, data, runs) -> Callable:
     """`step(data, runs) -> (runs, record)`: one iteration of strategy `name`, compiled for (data, runs) and cached
     on the setup. Compiled ahead, so that under jax.distributed the processes meet at the barrier with
     compilation behind them."""
@@ -191,7 +191,7 @@ def _compiled_step(setup: Setup, config: SearchConfig, name: str, strategy, data
     return step
 
 
-def _place(evaluation, data, runs):
+def place(evaluation, data, runs):
     """(data, runs) where the steps expect them: data replicated over the mesh (global arrays on every device of
     every process); runs on one device of this process (the strategies' half runs there), or with the data on
     one device."""
@@ -211,9 +211,9 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
     """
     evaluation = setup.evaluation
     strategy, runs, iteration, seconds = _load(setup, config, name, output_dir)
-    data, runs = _place(evaluation, evaluation.data, runs)
+    data, runs = place(evaluation, evaluation.data, runs)
     if not _finished(runs, iteration, config):  # a finished strategy is not compiled again
-        step = _compiled_step(setup, config, name, strategy, data, runs)
+        step = compiled_step(setup, config, name, strategy, data, runs)
     devices.barrier(f"search {name}")
 
     index = config.strategies.index(name)
