@@ -43,3 +43,15 @@ def tiny_config(**changes) -> SearchConfig:
     values = dict(strategies=("reinforce", "uniform"), runs=2, samples_per_iteration=3, max_iterations=3,
                   stop_at_first=False, recognizer="tiny", space=TINY_SPACE, progress=False, max_saved_adversarials=4)
     return SearchConfig(**{**values, **changes})
+
+
+def tiny_setup(config: SearchConfig, threshold: float = 0.8):
+    """build_setup of `config` on the embedded head with `tiny_recognizer(threshold=threshold)`."""
+    from simadv_jax.setup import build_setup
+
+    return build_setup(config, recognizer=tiny_recognizer(threshold=threshold), head=head())
+
+
+def without_timing(results: dict) -> dict:
+    """A results payload without its "timing" (the only part that differs between equal runs)."""
+    return {k: v for k, v in results.items() if k != "timing"}

@@ -10,27 +10,12 @@ from simadv_jax.report.images import read_png, to_uint8
 from simadv_jax.search.config import SearchConfig
 from simadv_jax.search.experiment import run_search
 from simadv_jax.setup import build_setup
-from tests.search_fixtures import head, tiny_config, tiny_recognizer
+from tests.search_fixtures import head, tiny_config, tiny_recognizer, without_timing
 from tests.subprocesses import last_line, run_module, run_script
 
 CONFIG = tiny_config(rescore_with="dlib_reference")
 OUTPUTS = ("config.json", "events.jsonl", "results.json", "table.md", "adversarials.png", "trajectories.png",
            "sequence.png", "report.html")
-
-
-@pytest.fixture(scope="module")
-def setup():
-    return build_setup(CONFIG, recognizer=tiny_recognizer(threshold=0.8), head=head())
-
-
-@pytest.fixture(scope="module")
-def straight(setup, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("straight"))
-    return out, run_search(CONFIG, out, setup=setup, flags_text="--runs=2\n")
-
-
-def _without_timing(results):
-    return {k: v for k, v in results.items() if k != "timing"}
 
 
 def test_tiny_search_writes_every_output(straight, setup):
@@ -93,7 +78,7 @@ def test_resume_after_ctrl_c_matches_uninterrupted(straight, setup, tmp_path, mo
     run_search(SearchConfig(**{**CONFIG.to_json(), "strategies": CONFIG.strategies, "max_iterations": 2}), out,
                setup=setup, resume=True)
     resumed = run_search(CONFIG, out, setup=setup, resume=True)
-    assert _without_timing(resumed) == _without_timing(straight[1])
+    assert without_timing(resumed) == without_timing(straight[1])
     with pytest.raises(ValueError, match="--runs"):
         run_search(SearchConfig(**{**CONFIG.to_json(), "strategies": CONFIG.strategies, "runs": 3}), out,
                    setup=setup, resume=True)

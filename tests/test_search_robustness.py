@@ -14,28 +14,10 @@ from simadv_jax.report import rundir
 from simadv_jax.search import experiment
 from simadv_jax.search.experiment import run_search
 from simadv_jax.setup import build_setup
-from tests.search_fixtures import head, tiny_config, tiny_recognizer
+from tests.search_fixtures import head, tiny_config, tiny_recognizer, without_timing
 from tests.subprocesses import ROOT, environment, run_module
 
 CONFIG = tiny_config(max_saved_adversarials=2)
-
-
-@pytest.fixture(scope="module")
-def setup():
-    return build_setup(CONFIG, recognizer=tiny_recognizer(threshold=0.8), head=head())
-
-
-@pytest.fixture(scope="module")
-def straight(setup, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("straight"))
-    return out, run_search(CONFIG, out, setup=setup)
-
-
-def _without_timing(results):
-    return {k: v for k, v in results.items() if k != "timing"}
-
-
-# ---- run directories ---------------------------------------------------------------------------------------
 
 
 def test_a_folder_that_is_not_a_run_is_refused_and_left_alone(setup, tmp_path):
@@ -97,7 +79,7 @@ def test_torn_last_event_line_is_cut_on_resume(setup, straight, tmp_path):
         f.write('{"strategy": "reinforce", "iteration": 2, "ru')  # a crash in the middle of an append
     resumed = run_search(CONFIG, out, setup=setup, resume=True, log=logs.append)
     assert any("cut a torn last line" in line for line in logs), logs
-    assert _without_timing(resumed) == _without_timing(straight[1])
+    assert without_timing(resumed) == without_timing(straight[1])
     lines = open(events).read().splitlines()
     assert all(json.loads(line) for line in lines)  # every line is whole again
 
@@ -132,7 +114,7 @@ def test_full_disk_mid_run_loses_nothing_and_resumes(setup, straight, tmp_path, 
         run_search(CONFIG, out, setup=setup)
     monkeypatch.setattr(experiment, "append_jsonl_many", original)
     resumed = run_search(CONFIG, out, setup=setup, resume=True)
-    assert _without_timing(resumed) == _without_timing(straight[1])
+    assert without_timing(resumed) == without_timing(straight[1])
 
 
 def test_time_adds_up_across_resumes_and_a_finished_run_says_so(setup, tmp_path):
