@@ -4,7 +4,8 @@ Every import statement counts, also those inside functions (a lazy import is sti
 to top (a module may import from lower layers and from its own package, never from above or from a peer):
 
   0 flame                         the head model; imports nothing from simadv_jax
-  1 report, devices, batching     leaves: plain data to files; the device set-up; batching over devices
+  1 report, devices, batching,    leaves: plain data to files; the device set-up; batching over devices;
+    fetch                         fetching packaged models into the cache
   2 params, render
   3 simulator, recognizers
   4 evaluate                      the hot path and the host batcher
@@ -20,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("flame", "simadv_jax", "launch")
 LAYERS = {
     "flame": 0,
-    "simadv_jax.report": 1, "simadv_jax.devices": 1, "simadv_jax.batching": 1,
+    "simadv_jax.report": 1, "simadv_jax.devices": 1, "simadv_jax.batching": 1, "simadv_jax.fetch": 1,
     "simadv_jax.params": 2, "simadv_jax.render": 2,
     "simadv_jax.simulator": 3, "simadv_jax.recognizers": 3,
     "simadv_jax.evaluate": 4,

@@ -10,6 +10,14 @@ from simadv_jax.recognizers.base import Recognizer
 _BUILDERS = {
     "dlib_resnet": "simadv_jax.recognizers.dlib_resnet:build",
     "dlib_reference": "simadv_jax.recognizers.dlib_reference:build",
+    "faceres_deep": "simadv_jax.recognizers.faceres:build_faceres_deep",
+    "faceres": "simadv_jax.recognizers.faceres:build_faceres",
+    "mobileface": "simadv_jax.recognizers.faceres:build_mobileface",
+}
+# Bring-your-own models, "<format>:PATH[:options]" (see simadv_jax.recognizers.imported).
+_IMPORTERS = {
+    "tfjs": "simadv_jax.recognizers.faceres:build_dir",
+    "onnx": "simadv_jax.recognizers.onnx:build",
 }
 # Trained Flax backbones, "<name>:<checkpoint dir>"; see simadv_jax.recognizers.zoo.
 _BACKBONE_BUILDER = "simadv_jax.recognizers.zoo:build"
@@ -19,7 +27,8 @@ def names() -> list[str]:
     """Known recognizer names (backbones need ':<checkpoint>')."""
     from simadv_jax.recognizers import zoo
 
-    return sorted(_BUILDERS) + [f"{name}:CHECKPOINT" for name in zoo.BACKBONES]
+    return (sorted(_BUILDERS) + [f"{name}:PATH[:options]" for name in _IMPORTERS]
+            + [f"{name}:CHECKPOINT" for name in zoo.BACKBONES])
 
 
 def _resolve(target: str):
@@ -32,6 +41,8 @@ def load(spec: str) -> Recognizer:
     name, _, argument = spec.partition(":")
     if name in _BUILDERS:
         return _resolve(_BUILDERS[name])(argument or None)
+    if name in _IMPORTERS:
+        return _resolve(_IMPORTERS[name])(argument or None)
     from simadv_jax.recognizers import zoo
 
     if name in zoo.BACKBONES:

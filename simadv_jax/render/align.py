@@ -17,6 +17,9 @@ coordinates, so 0.5 is added to each.
   (0.6460604764104, 0.2289674387677), (0.1205750620789, 0.2137274526848), (0.3340850613712,
   0.2290642403242), (0.4901123135679, 0.6277975316475)) and maps p -> (padding + p) / (2 * padding + 1) *
   size. From iBUG-68 landmarks: 45, 42, 36, 39, 33 (the same anatomical points).
+- "facebox224": a loose face-box crop at 224 x 224 (faceres: trained on detector boxes, no landmark alignment):
+  the ArcFace template's points shrunk by FACEBOX_SHRINK about the crop centre and scaled to 224, i.e. the
+  ArcFace crop's face inside a box 1.25x wider (a detector box with a 25% margin). Same iBUG-68 points.
 """
 from __future__ import annotations
 
@@ -57,9 +60,18 @@ _ARCFACE_112 = np.array([
     [70.7299, 92.2041],
 ]) + 0.5
 
+FACEBOX_SHRINK = 0.8
+
+
+def _facebox_points(size: int) -> np.ndarray:
+    return ((_ARCFACE_112 - 56.0) * FACEBOX_SHRINK + 56.0) * (size / 112.0)
+
+
+_EYES_NOSE_MOUTH = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))
 TEMPLATES = {
-    "arcface112": Template(112, _ARCFACE_112, (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))),
+    "arcface112": Template(112, _ARCFACE_112, _EYES_NOSE_MOUTH),
     "dlib150": Template(150, _dlib_points(150, 0.25), ((45,), (42,), (36,), (39,), (33,))),
+    "facebox224": Template(224, _facebox_points(224), _EYES_NOSE_MOUTH),
 }
 
 # Offset of each supported landmark layout's first point within iBUG-68 ("flame51" drops the 17 contour points).
