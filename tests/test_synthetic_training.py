@@ -72,3 +72,34 @@ def test_two_sources_is_an_error(tmp_path):
     config = dataclasses.replace(TINY, synthetic_identities=3, data=str(tmp_path))
     with pytest.raises(ValueError, match="--data and --synthetic_identities"):
         train_and_evaluate(config, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("rule, low, high", [("yaw>-0.5", -0.5, 1.0), ("yaw<0.5", -1.0, 0.5)])
+def test_yaw_filters_never_produce_a_sample_outside_their_range(rule, low, high):
+    """The paper's NYF / PYF streams: 51,200 draws over many steps and two seeds, every one inside, the allowed
+    range covered to its edges."""
+    filtered = SyntheticSource(flame.embedded_model(), flame.embedded_texture(), num_classes=3, image_size=SIZE,
+                               filters=[AttributeFilter.parse(rule)])
+    yaws = np.concatenate([filtered.attributes(256, seed, step)["yaw"] for seed in (0, 1) for step in range(100)])
+    assert AttributeFilter.parse(rule).keep(yaws).all()
+    assert yaws.min() >= low and yaws.max() <= high
+    assert yaws.min() < low + 0.01 and yaws.max() > high - 0.01
+
+
+def test_training_conditions_options_change_identities_light_and_colour():
+    model, texture = flame.embedded_model(), flame.embedded_texture()
+    harsh = SyntheticSource(model, texture, num_classes=200, image_size=SIZE, identity_distribution="uniform",
+                            lighting="wide", white_balance=0.2)
+    drawn = harsh.attributes(512, seed=0, step=0)
+    assert drawn["gain"].shape == (512, 3) and 0.8 <= drawn["gain"].min() and drawn["gain"].max() <= 1.2
+    assert np.abs(drawn["light"].azimuth).max() > np.deg2rad(60)  # the study lighting stays within 45 deg
+    assert np.abs(SyntheticSource(model, texture, 3, image_size=SIZE).attributes(512, 0, 0)["light"].azimuth).max() \
+        <= np.pi / 4
+    assert np.abs(harsh.identities.shape).max() <= 2.0 and harsh.identities.shape.std() > 1.05  # U(-2, 2): 1.15
+    few = {k: v[:2] for k, v in drawn.items() if k != "light"}
+    few["light"] = type(drawn["light"])(*(a[:2] for a in drawn["light"]))
+    plain = harsh.images({**few, "gain": np.ones((2, 3), np.float32)})
+    np.testing.assert_allclose(harsh.images(few), np.clip(plain * few["gain"][:, None, None], 0, 1), rtol=1e-6)
+    for options, message in ((dict(lighting="sunny"), "lighting"), (dict(white_balance=1.5), "white_balance")):
+        with pytest.raises(ValueError, match=message):
+            SyntheticSource(model, texture, 3, image_size=SIZE, **options)

@@ -11,8 +11,9 @@ every command that writes one (search, regions, sweeps):
 """
 from __future__ import annotations
 
+import json
 import os
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from simadv_jax.report.files import read_json_object, write_bytes_atomic, write_json_atomic
 
@@ -58,6 +59,24 @@ def check(output_dir: str, *, command: str, resume: bool, recognize: Callable[[d
     elif os.path.isdir(output_dir) and os.listdir(output_dir):
         raise ValueError(f"--output_dir: {output_dir} is not empty and holds no {command} run (no {CONFIG_JSON}; "
                          f"found {', '.join(_contents(output_dir))}); choose a new or empty folder")
+
+
+def check_config(output_dir: str, config: dict, *, command: str, resume: bool, free: tuple = (),
+                 flags: Optional[Mapping[str, str]] = None) -> None:
+    """`check` for a command whose config.json holds `config` (a JSON-ready dict): a config.json with the same
+    keys is this command's, and --resume needs the same value of every key outside `free` (a ValueError naming
+    the flag, `flags.get(key, key)`)."""
+    current = json.loads(json.dumps(config))
+
+    def compare(saved: dict) -> None:
+        for key, value in current.items():
+            if key not in free and saved[key] != value:
+                flag = (flags or {}).get(key, key)
+                raise ValueError(f"--{flag}: --resume needs the same value as the {command} in {output_dir} "
+                                 f"({saved[key]!r}), got {value!r}")
+
+    check(output_dir, command=command, resume=resume, recognize=lambda saved: set(saved) == set(current),
+          compare=compare)
 
 
 def create(output_dir: str, config: dict, flags_text: Optional[str] = None, subdirectories: tuple = ()) -> None:
