@@ -35,8 +35,8 @@ def main(argv):
     except OSError as e:
         raise SystemExit(f"error: --out={_OUT.value}: {e.strerror or e}")
     keys = ("detection_rate_frontal", "detection_rate_yaw45", "same_identity_pass_rate", "roc_auc",
-            "random_pair_accuracy")
-    print(json.dumps({k: metrics[k] for k in keys}))
+            "random_pair_accuracy", "blazeface_detection_rate_frontal", "blazeface_detection_rate_yaw45", "blazeface")
+    print(json.dumps({k: metrics[k] for k in keys if k in metrics}))
 
 
 if __name__ == "__main__":

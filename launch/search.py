@@ -6,6 +6,7 @@ simadv_jax.search.experiment. --resume continues DIR (Ctrl-C loses nothing alrea
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -42,6 +43,9 @@ OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run directory (required)."
 RESUME = flags.DEFINE_boolean("resume", False, "Continue the search in --output_dir.")
 RESCORE_WITH = flags.DEFINE_string("rescore_with", None, "Re-score saved adversarials with this recognizer "
                                    "(e.g. dlib_reference) and report the fraction still adversarial.")
+TRANSFER_TO = flags.DEFINE_list("transfer_to", [], "Recognizers to re-score the saved adversarials with, "
+                                "comma-separated (e.g. faceres_deep,mobileface): results.json's transfer matrix "
+                                "(fraction still adversarial per strategy and target), printed at the end.")
 CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N iterations.")
 MAX_SAVED = flags.DEFINE_integer("max_saved_adversarials", _D.max_saved_adversarials,
                                  "Adversarial pairs saved as PNG + JSON (all are listed in results.json).")
@@ -73,6 +77,7 @@ def config_from_flags() -> SearchConfig:
         seed=SEED.value,
         recognizer=RECOGNIZER.value, threshold=THRESHOLD.value, head=HEAD.value, texture=TEXTURE.value,
         space=SPACE.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, rescore_with=RESCORE_WITH.value,
+        transfer_to=tuple(TRANSFER_TO.value),
         checkpoint_every=CHECKPOINT_EVERY.value, max_saved_adversarials=MAX_SAVED.value, progress=PROGRESS.value)
 
 
@@ -100,6 +105,18 @@ class ProgressBar:
         rate = self.queries / max(time.perf_counter() - self.start, 1e-9)
         self.bar.set_postfix_str(f"{event.strategy} it {event.iteration} runs done {event.runs_done}/{event.runs} "
                                  f"adv {event.adversarials} q/s {rate:.1f}")
+
+
+def print_transfer(output_dir: str) -> None:
+    """The transfer matrix of results.json, one row per strategy (nothing without --transfer_to)."""
+    with open(os.path.join(output_dir, "results.json")) as f:
+        transfer = json.load(f).get("transfer")
+    if not transfer:
+        return
+    targets = list(transfer["targets"])
+    print("transfer (fraction of saved adversarials still adversarial): strategy | " + " | ".join(targets))
+    for strategy, row in transfer["matrix"].items():
+        print(f"{strategy} | " + " | ".join("-" if row[t] is None else f"{row[t]:.2f}" for t in targets))
 
 
 def main(argv):
@@ -130,6 +147,7 @@ def main(argv):
         return
     with open(os.path.join(OUTPUT_DIR.value, "table.md")) as f:
         print(f.read())
+    print_transfer(OUTPUT_DIR.value)
     print(f"report: {os.path.join(OUTPUT_DIR.value, 'report.html')}")
 
 

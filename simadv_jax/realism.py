@@ -3,6 +3,9 @@
 Protocol (issue 5), for `n` random identities (shape and albedo coefficients ~ N(0, 1) clipped to +-2 sigma):
   * detection: 256x256 renders, face ~100-140 px wide, framed by a fixed camera (not aligned); dlib's CNN detector
     (`mmod_human_face_detector.dat`, no upsampling) must find exactly one face, frontal and at |yaw| = 45 deg;
+    the same renders through a second, independent detector, MediaPipe's BlazeFace (short range, at 128x128;
+    `recognizers.detectors`), reported as the `blazeface_*` keys (or `blazeface.skipped` with the command that
+    fetches its model when it is not fetched);
   * same person: an aligned 150x150 chip (`align_camera(..., "dlib150")`) of the frontal render vs one at yaw 30 deg
     under different random lighting; pass iff dlib distance <= 0.6;
   * ROC-AUC of those same-identity pair scores vs every different-identity pair (frontal i vs yaw-30 j, i != j);
@@ -79,6 +82,31 @@ def count_faces(images: np.ndarray, upsample: int = 0) -> np.ndarray:
     return np.array([len(detector(np.ascontiguousarray(image), upsample)) for image in images])
 
 
+def detection_metrics(prefix: str, frontal: np.ndarray, yaw45: np.ndarray, yaw45_rad: np.ndarray) -> dict:
+    """realism.json's detection keys (`prefix` + "detection_rate_frontal", ...) from the (N,) face counts of the
+    frontal and yaw-45 renders; yaw45_rad: (N,) the signed yaws."""
+    return {
+        prefix + "detection_rate_frontal": float(np.mean(frontal == 1)),
+        prefix + "detection_rate_yaw45": float(np.mean(yaw45 == 1)),
+        prefix + "detection_rate_yaw45_by_sign": {"+45": float(np.mean(yaw45[yaw45_rad > 0] == 1)),
+                                                  "-45": float(np.mean(yaw45[yaw45_rad < 0] == 1))},
+        prefix + "detections_frontal_counts": np.bincount(frontal, minlength=3).tolist(),
+        prefix + "detections_yaw45_counts": np.bincount(yaw45, minlength=3).tolist(),
+    }
+
+
+def blazeface_metrics(frontal: np.ndarray, yaw45: np.ndarray, yaw45_rad: np.ndarray) -> dict:
+    """The `blazeface_*` detection keys for the (N, S, S, 3) uint8 detection renders, or {"blazeface": {"skipped":
+    why}} when BlazeFace's model is not fetched."""
+    from simadv_jax.recognizers import detectors
+
+    try:
+        counts = detectors.count_faces(frontal), detectors.count_faces(yaw45)
+    except FileNotFoundError as e:
+        return {"blazeface": {"skipped": str(e)}}
+    return detection_metrics("blazeface_", *counts, yaw45_rad)
+
+
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """Mann-Whitney AUC: probability that a positive score exceeds a negative one (ties count half)."""
     positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
@@ -125,6 +153,7 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
     renders["frontal"], renders["yaw45"] = to_uint8(detection.reference), to_uint8(detection.probe)
     log("detecting")
     faces_frontal, faces_yaw45 = count_faces(renders["frontal"]), count_faces(renders["yaw45"])
+    second = blazeface_metrics(renders["frontal"], renders["yaw45"], yaw45)
     log("rendering and recognizing chips")
     chips_frontal, chips_yaw30, dist = distances(points(pairs, ids, yaw30, light_a, light_b))
     same, different = np.diag(dist), dist[~np.eye(n, dtype=bool)]
@@ -141,12 +170,7 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
     metrics = {
         "num_identities": n,
         "seed": seed,
-        "detection_rate_frontal": float(np.mean(faces_frontal == 1)),
-        "detection_rate_yaw45": float(np.mean(faces_yaw45 == 1)),
-        "detection_rate_yaw45_by_sign": {"+45": float(np.mean(faces_yaw45[yaw45 > 0] == 1)),
-                                         "-45": float(np.mean(faces_yaw45[yaw45 < 0] == 1))},
-        "detections_frontal_counts": np.bincount(faces_frontal, minlength=3).tolist(),
-        "detections_yaw45_counts": np.bincount(faces_yaw45, minlength=3).tolist(),
+        **detection_metrics("", faces_frontal, faces_yaw45, yaw45),
         "same_identity_pass_rate": float(np.mean(same <= DLIB_THRESHOLD)),
         "different_identity_reject_rate": float(np.mean(different > DLIB_THRESHOLD)),
         "roc_auc": roc_auc(-same, -different),
@@ -160,6 +184,7 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
         "targets": {"detection_rate_frontal": 0.95, "detection_rate_yaw45": 0.85,
                     "same_identity_pass_rate": 0.90, "roc_auc": 0.95},
     }
+    metrics.update(second)
     metrics["yaw45_deg"] = np.rad2deg(yaw45).round().astype(int).tolist()
     metrics["yaw30_deg"] = np.rad2deg(yaw30).round().astype(int).tolist()
     return metrics, renders

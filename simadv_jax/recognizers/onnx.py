@@ -53,6 +53,11 @@ def _pads(attrs: dict, node) -> Any:
 
 
 def _conv(node, attrs, x, w, b=None):
+    groups, dilations = attrs.get("group", 1), tuple(attrs.get("dilations", (1, 1)))
+    if groups == x.shape[1] == w.shape[0] and w.shape[1] == 1 and dilations == (1, 1):  # depthwise
+        y = ops.depthwise_conv2d(x, jnp.transpose(w[:, 0], (1, 2, 0)), attrs.get("strides", (1, 1)),
+                                 _pads(attrs, node), layout="NCHW")
+        return y if b is None else y + b[None, :, None, None]
     y = ops.conv2d(x, w, attrs.get("strides", (1, 1)), _pads(attrs, node), attrs.get("dilations", (1, 1)),
                    groups=attrs.get("group", 1), layout="NCHW")
     return y if b is None else y + b[None, :, None, None]

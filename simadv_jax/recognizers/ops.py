@@ -35,6 +35,46 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1), pad
         dimension_numbers=(layout, _KERNEL[layout], layout), feature_group_count=int(groups), precision=HIGHEST)
 
 
+def _pads(x_shape, axes, window, strides, padding: Padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) of `padding` for a window over the spatial `axes` of `x_shape`."""
+    if not isinstance(padding, str):
+        return tuple(tuple(int(v) for v in p) for p in padding)
+    dims, steps = [1] * len(x_shape), [1] * len(x_shape)
+    for a, k, s in zip(axes, window, strides):
+        dims[a], steps[a] = int(k), int(s)
+    pads = lax.padtype_to_pads(x_shape, dims, steps, padding)
+    return pads[axes[0]], pads[axes[1]]
+
+
+def _window_slices(padded: jax.Array, axes, window, strides):
+    """Yields ((i, j), the strided slice of `padded` each output pixel's window offset (i, j) reads)."""
+    out = [(padded.shape[a] - k) // s + 1 for a, k, s in zip(axes, window, strides)]
+    for i in range(window[0]):
+        for j in range(window[1]):
+            index = [slice(None)] * padded.ndim
+            index[axes[0]] = slice(i, i + (out[0] - 1) * strides[0] + 1, strides[0])
+            index[axes[1]] = slice(j, j + (out[1] - 1) * strides[1] + 1, strides[1])
+            yield (i, j), padded[tuple(index)]
+
+
+def depthwise_conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1), padding: Padding = "VALID",
+                     layout: str = "NHWC") -> jax.Array:
+    """Depthwise cross-correlation with one filter per channel: x (B, H, W, C) or (B, C, H, W), kernel (kh, kw, C).
+
+    A sum over the window's strided slices times the per-channel weights: the same values as `conv2d` with
+    groups = C (to float32 rounding; order of the additions differs), ~4x faster on XLA:CPU for MobileNets.
+    """
+    axes = _spatial(layout)
+    window, strides = kernel.shape[:2], tuple(int(s) for s in strides)
+    widths = [(0, 0)] * 4
+    widths[axes[0]], widths[axes[1]] = _pads(x.shape, axes, window, strides, padding)
+    total = None
+    for (i, j), part in _window_slices(jnp.pad(x, widths), axes, window, strides):
+        w = kernel[i, j] if layout == "NHWC" else kernel[i, j][:, None, None]
+        total = part * w if total is None else total + part * w
+    return total
+
+
 def depthwise_kernel_hwio(kernel: jax.Array) -> jax.Array:
     """TensorFlow's depthwise kernel (H, W, C, M) -> the grouped HWIO kernel (H, W, 1, C * M) of `conv2d` with
     groups = C (output channel c * M + m, as TensorFlow orders them)."""
@@ -54,39 +94,24 @@ def pool2d(x: jax.Array, kind: str, window: Sequence[int], strides: Sequence[int
     """
     if kind not in ("max", "avg"):
         raise ValueError(f"pool2d: kind must be 'max' or 'avg', got {kind!r}")
-    h_axis, w_axis = _spatial(layout)
+    axes = _spatial(layout)
     window, strides = tuple(int(v) for v in window), tuple(int(v) for v in strides)
-    if isinstance(padding, str):
-        dims, steps = [1] * 4, [1] * 4
-        dims[h_axis], dims[w_axis] = window
-        steps[h_axis], steps[w_axis] = strides
-        pads = lax.padtype_to_pads(x.shape, dims, steps, padding)
-        pads = (pads[h_axis], pads[w_axis])
-    else:
-        pads = tuple(tuple(int(v) for v in p) for p in padding)
+    pads = _pads(x.shape, axes, window, strides, padding)
     widths = [(0, 0)] * 4
-    widths[h_axis], widths[w_axis] = pads
-    fill = -jnp.inf if kind == "max" else 0.0
-    padded = jnp.pad(x, widths, constant_values=fill)
-    counts = jnp.pad(jnp.ones(x.shape[h_axis:w_axis + 1] if layout == "NCHW" else x.shape[1:3], x.dtype), pads)
-    out = [(padded.shape[a] - k) // s + 1 for a, k, s in zip((h_axis, w_axis), window, strides)]
+    widths[axes[0]], widths[axes[1]] = pads
+    padded = jnp.pad(x, widths, constant_values=-jnp.inf if kind == "max" else 0.0)
+    counts = jnp.pad(jnp.ones((x.shape[axes[0]], x.shape[axes[1]]), x.dtype), pads)  # 1 at real pixels
     total, count = None, None
-    for i in range(window[0]):
-        for j in range(window[1]):
-            rows = slice(i, i + (out[0] - 1) * strides[0] + 1, strides[0])
-            cols = slice(j, j + (out[1] - 1) * strides[1] + 1, strides[1])
-            index = [slice(None)] * 4
-            index[h_axis], index[w_axis] = rows, cols
-            part = padded[tuple(index)]
-            if total is None:
-                total, count = part, counts[rows, cols]
-            else:
-                total = jnp.maximum(total, part) if kind == "max" else total + part
-                count = count + counts[rows, cols]
+    for (i, j), part in _window_slices(padded, axes, window, strides):
+        if total is None:
+            total = part
+        else:
+            total = jnp.maximum(total, part) if kind == "max" else total + part
     if kind == "max":
         return total
     if count_include_pad:
         return total / float(window[0] * window[1])
+    count = sum(c for _, c in _window_slices(counts, (0, 1), window, strides))
     return total / (count[:, :, None] if layout == "NHWC" else count)
 
 

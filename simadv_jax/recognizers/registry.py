@@ -47,7 +47,7 @@ def load(spec: str) -> Recognizer:
 
     if name in zoo.BACKBONES:
         return _resolve(_BACKBONE_BUILDER)(name, argument or None)
-    raise ValueError(f"--recognizer: unknown recognizer {spec!r}; known: {', '.join(names())}")
+    raise ValueError(f"unknown recognizer {spec!r}; known: {', '.join(names())}")
 
 
 def checkpoint_dir(spec: str) -> str:

@@ -177,6 +177,8 @@ def _spatial_attr(node: Node, key: str) -> tuple[int, int]:
 
 def _conv(node: Node, x, kernel, depthwise: bool):
     _nhwc(node)
+    if depthwise and kernel.shape[3] == 1 and _spatial_attr(node, "dilations") == (1, 1):
+        return ops.depthwise_conv2d(x, kernel[..., 0], _spatial_attr(node, "strides"), _padding(node))
     groups = x.shape[-1] if depthwise else 1
     kernel = ops.depthwise_kernel_hwio(kernel) if depthwise else kernel
     return ops.conv2d(x, kernel, _spatial_attr(node, "strides"), _padding(node), _spatial_attr(node, "dilations"),
@@ -320,6 +322,9 @@ def graph_function(model: TfjsModel, outputs: Sequence[str]) -> Callable[..., tu
                                   f"{', '.join(sorted(OPS))}")
         if node.op == "Const" and name not in model.weights:
             raise TfjsFormatError(f"{model.path}: node {name!r}: constant without a weight in the manifest")
+        if any(index for _, index in node.inputs):
+            raise TfjsFormatError(f"{model.path}: node {name!r} ({node.op}) reads a second output of a node; "
+                                  "multi-output ops are not supported")
     static = {name: w for name, w in model.weights.items() if w.dtype != np.float32}
 
     def apply(params: dict, *inputs):

@@ -146,8 +146,11 @@ def _conv(op, x, kernel, bias=None):
 
 def _depthwise(op, x, kernel, bias=None):
     channels = x.shape[-1]
-    hwio = jnp.transpose(kernel, (1, 2, 0, 3))  # (1, H, W, C*M) -> (H, W, 1, C*M)
-    y = ops.conv2d(x, hwio, _strides(op), _padding(op), _dilations(op), groups=channels)
+    if kernel.shape[3] == channels and _dilations(op) == (1, 1):  # depth multiplier 1
+        y = ops.depthwise_conv2d(x, kernel[0], _strides(op), _padding(op))
+    else:
+        hwio = jnp.transpose(kernel, (1, 2, 0, 3))  # (1, H, W, C*M) -> (H, W, 1, C*M)
+        y = ops.conv2d(x, hwio, _strides(op), _padding(op), _dilations(op), groups=channels)
     return _activate(op, y if bias is None else y + bias)
 
 

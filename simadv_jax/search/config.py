@@ -9,7 +9,7 @@ from typing import Any, Optional
 from simadv_jax.search import registry
 
 # Fields that may change between a run and its --resume (they change how it runs, not what it computes).
-RESUMABLE_CHANGES = ("max_iterations", "rescore_with", "checkpoint_every", "progress")
+RESUMABLE_CHANGES = ("max_iterations", "rescore_with", "transfer_to", "checkpoint_every", "progress")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,7 @@ class SearchConfig:
     scenario: str = "genuine"
     supersample: int = 1
     rescore_with: Optional[str] = None
+    transfer_to: tuple[str, ...] = ()
     checkpoint_every: int = 1
     max_saved_adversarials: int = 200
     progress: bool = True
@@ -85,6 +86,6 @@ class SearchConfig:
     @classmethod
     def from_json(cls, values: dict) -> "SearchConfig":
         values = dict(values)
-        for key in ("strategies", "strategy_options"):
+        for key in ("strategies", "strategy_options", "transfer_to"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)

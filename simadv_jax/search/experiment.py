@@ -297,6 +297,8 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
     setup.compatible(config)
     if config.rescore_with:  # fails now, not after the whole search
         setup.evaluation_for(config.rescore_with)
+    for name in config.transfer_to:
+        setup.evaluation_for(name, flag="--transfer_to")
     if writer:
         rundir.create(output_dir, config.to_json(), flags_text, subdirectories=(CHECKPOINTS,))
         if resume:

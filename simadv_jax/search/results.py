@@ -185,6 +185,18 @@ def rescore(setup, name: str, rhos: np.ndarray, strategies: list[str]) -> dict:
             "scores": [float(s) for s in scores.similarity], "strategies": per_strategy}
 
 
+def transfer_matrix(setup, targets, rhos: np.ndarray, strategies: list[str]) -> dict:
+    """results.json's "transfer": the saved adversarials re-scored by each target recognizer (`rescore`).
+
+    {"targets": {target: rescore(...)}, "matrix": {strategy: {target: fraction still adversarial}}}.
+    """
+    rescored = {name: rescore(setup, name, rhos, strategies) for name in targets}
+    matrix = {strategy: {name: _ratio(r["strategies"][strategy]["still_adversarial"],
+                                      r["strategies"][strategy]["rescored"]) for name, r in rescored.items()}
+              for strategy in dict.fromkeys(strategies)}
+    return {"targets": rescored, "matrix": matrix}
+
+
 def best_curves(events: list[dict], runs: int, scenario) -> list[np.ndarray]:
     """Per run, the iteration's best (most adversarial) similarity per iteration."""
     curves = [dict() for _ in range(runs)]
@@ -231,6 +243,8 @@ def write_outputs(setup, config, output_dir: str, finals: dict, events: dict, co
                                                                sample_record(setup, config, name, entry))
     if config.rescore_with and saved:
         results["rescore"] = rescore(setup, config.rescore_with, rhos, [name for name, _ in saved])
+    if config.transfer_to and saved:
+        results["transfer"] = transfer_matrix(setup, config.transfer_to, rhos, [name for name, _ in saved])
 
     # The grid: adversarial pairs first, then the best sample of runs that found none.
     grid = [PairTile(ref, probe, f"{name} run {e['run']}: {e['score']:.3f}", True)
