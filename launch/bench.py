@@ -17,6 +17,7 @@ _BENCHMARKS = {
     "render": "simadv_jax.benchmarks.render",
     "recognizers": "simadv_jax.benchmarks.recognizers",
     "search": "simadv_jax.benchmarks.search",
+    "regions": "simadv_jax.benchmarks.regions",
 }
 
 WHAT = flags.DEFINE_enum("what", "render", sorted(_BENCHMARKS), "Which benchmark to run.")

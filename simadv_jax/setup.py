@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any, Optional
 
 from flame.model import FlameModel, TextureModel
-from simadv_jax.evaluate import Evaluation, check_scenario, make_evaluate
+from simadv_jax.evaluate import DEFAULT_BATCH_SIZE, Evaluation, check_scenario, make_evaluate
 from simadv_jax.params import ParamSpace
 from simadv_jax.recognizers.base import Recognizer
 
@@ -87,24 +87,27 @@ class Setup:
                 raise ValueError(f"--{field}: differs from the setup's ({getattr(self.config, field)!r})")
 
     def evaluation_for(self, name: str, flag: str = "--rescore_with") -> Evaluation:
-        """The same space, head, scenario and supersampling scored by recognizer `name` at its own threshold,
-        template and input size (cached)."""
+        """The same space, head, scenario, supersampling and batch size scored by recognizer `name` at its own
+        threshold, template and input size (cached)."""
         key = ("evaluation", name)
         if key not in self.cache:
             other = self.recognizer if name == self.config.recognizer else load_recognizer(name, flag)
             self.cache[key] = make_evaluate(self.space, self.model, self.texture_model, other,
-                                            scenario=self.config.scenario, supersample=self.config.supersample)
+                                            scenario=self.config.scenario, supersample=self.config.supersample,
+                                            batch_size=self.evaluation.batch_size)
         return self.cache[key]
 
 
 def build_setup(config, recognizer: Optional[Recognizer] = None,
-                head: Optional[tuple[FlameModel, TextureModel]] = None) -> Setup:
+                head: Optional[tuple[FlameModel, TextureModel]] = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Setup:
     """Loads everything `config` names (an object with the EVALUATION_FIELDS attributes) and builds the
-    evaluation; a given `recognizer` record / `(model, texture)` head replaces the named one (tests, notebooks)."""
+    evaluation (`batch_size` points per compiled call of its host methods); a given `recognizer` record /
+    `(model, texture)` head replaces the named one (tests, notebooks)."""
     model, texture_model = head if head is not None else load_head(config.head, config.texture)
     space = parse_space(config.space, model, texture_model)
     check_scenario(space, config.scenario)
     recognizer = load_recognizer(config.recognizer) if recognizer is None else recognizer
     evaluation = make_evaluate(space, model, texture_model, recognizer, scenario=config.scenario,
-                               similarity_threshold=config.threshold, supersample=config.supersample)
+                               similarity_threshold=config.threshold, supersample=config.supersample,
+                               batch_size=batch_size)
     return Setup(config, model, texture_model, space, recognizer, evaluation)

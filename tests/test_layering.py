@@ -10,7 +10,7 @@ to top (a module may import from lower layers and from its own package, never fr
   3 simulator, recognizers
   4 evaluate                      the hot path and the host batcher
   5 setup                         a study's pieces from flag values
-  6 search, training, realism, samples, sweep
+  6 search, training, realism, samples, regions, sweep
   7 benchmarks, weakened         weakened: the experiment that trains recognizers and sweeps them
   8 launch                        entry points
 """
@@ -27,6 +27,7 @@ LAYERS = {
     "simadv_jax.evaluate": 4,
     "simadv_jax.setup": 5,
     "simadv_jax.search": 6, "simadv_jax.training": 6, "simadv_jax.realism": 6, "simadv_jax.samples": 6,
+    "simadv_jax.regions": 6,
     "simadv_jax.sweep": 6,
     "simadv_jax.benchmarks": 7, "simadv_jax.weakened": 7,
     "launch": 8,

@@ -43,6 +43,21 @@ def read_json_object(path: str, what: str) -> dict:
     return data
 
 
+def cut_torn_line(path: str) -> int:
+    """Cuts `path` back to its last complete line (a crash mid-append leaves a torn one); returns the bytes cut.
+    Appending after a torn line would join it to the next record and spoil every later read."""
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        if keep < len(data):
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+    return len(data) - keep
+
+
 def read_jsonl(path: str) -> Iterator[Any]:
     """Yields the records of a JSON-lines file, skipping a torn last line from a crash."""
     if not os.path.exists(path):

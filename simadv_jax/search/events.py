@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from simadv_jax.report.files import read_jsonl
+from simadv_jax.report.files import cut_torn_line, read_jsonl
 
 EVENTS = "events.jsonl"
 
@@ -59,18 +59,8 @@ def read_events(output_dir: str, completed: dict[str, int]) -> dict[str, list[di
 
 
 def repair(path: str) -> int:
-    """Cuts `path` back to its last complete line (a crash mid-append leaves a torn one); returns the bytes cut.
-    Appending after a torn line would join it to the next record and spoil every later read."""
-    if not os.path.exists(path):
-        return 0
-    with open(path, "rb+") as f:
-        data = f.read()
-        keep = data.rfind(b"\n") + 1
-        if keep < len(data):
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
-    return len(data) - keep
+    """Cuts the event log back to its last complete line (`report.files.cut_torn_line`); returns the bytes cut."""
+    return cut_torn_line(path)
 
 
 def missing(events: list[dict], counted_iterations: np.ndarray) -> list[tuple[int, int]]:
