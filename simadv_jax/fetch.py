@@ -152,8 +152,7 @@ def asset_path(name: str) -> str:
     path = cached_path(name)
     if not os.path.isfile(path) or os.path.getsize(path) != ASSETS[name].size:
         source = SOURCES[ASSETS[name].source]
-        raise FileNotFoundError(f"{path} is missing (it ships in {source.spec}); fetch it with: {FETCH_COMMAND} "
-                                f"--only={name}")
+        raise FileNotFoundError(f"{path} is missing (it ships in {source.spec}); fetch it with: {FETCH_COMMAND}")
     return path
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from simadv_jax import fetch
 
-FETCH_TIMEOUT_S = 300
+FETCH_TIMEOUT_S = 180  # per client call; the first failing source ends the fetch
 TFJS_VERSION = "4.22.0"
 TFJS_PACKAGES = tuple(f"@tensorflow/{p}@{TFJS_VERSION}" for p in ("tfjs-core", "tfjs-converter", "tfjs-backend-cpu"))
 TFJS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "tfjs_run.js")

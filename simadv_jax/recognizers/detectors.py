@@ -90,11 +90,15 @@ def decode(regressors: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.n
     return scores, np.concatenate([xy - half, xy + half], axis=-1), keypoints
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.prod(boxes[..., 2:] - boxes[..., :2], axis=-1)
+
+
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(4,), (N, 4) x0 y0 x1 y1 -> (N,) intersection over union."""
     lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+    return inter / np.maximum(_area(box) + _area(boxes) - inter, 1e-12)
 
 
 def weighted_nms(scores, boxes, keypoints) -> list[tuple[float, np.ndarray, np.ndarray]]:
@@ -112,9 +116,9 @@ def weighted_nms(scores, boxes, keypoints) -> list[tuple[float, np.ndarray, np.n
     return kept
 
 
-def letterbox(image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """(H, W, 3) float32 [0, 1] -> (square (S, S, 3) padded with black at the end of the shorter side's both
-    sides, S = max(H, W), offset (2,) x y of the image in it)."""
+def letterbox(image: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """(H, W, 3) float32 [0, 1] -> (square (S, S, 3) with the image centred on black, S = max(H, W); S; offset (2,)
+    x, y of the image's corner in the square)."""
     h, w = image.shape[:2]
     side = max(h, w)
     offset = np.array([(side - w) // 2, (side - h) // 2])
