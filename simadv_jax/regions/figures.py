@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from simadv_jax.report.plots import _pyplot, _save
+from simadv_jax.report.plots import figure_png, pyplot
 
 
 class Slice(NamedTuple):
@@ -21,7 +21,7 @@ class Slice(NamedTuple):
 
 def coverage_figure(curves: Sequence[tuple[str, np.ndarray]]) -> bytes:
     """Region points found against points scored, one line per (label, (T, 2) [evaluations, size]) curve."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, curve in curves:
         ax.plot(curve[:, 0], curve[:, 1], marker="o", markersize=2, lw=1, label=label)
@@ -30,7 +30,7 @@ def coverage_figure(curves: Sequence[tuple[str, np.ndarray]]) -> bytes:
     ax.set_title("coverage: when more budget stops paying, the curve flattens", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig)
+    return figure_png(fig)
 
 
 def _outline(ax, region: Slice) -> None:
@@ -51,7 +51,7 @@ def _outline(ax, region: Slice) -> None:
 def surface_figure(axes: np.ndarray, values: np.ndarray, threshold: float, dims: Sequence[str], name: str,
                    region: Optional[Slice]) -> bytes:
     """Figure 6: the similarity (N, N) over axes (2, N) as a 3-D surface, the threshold plane, the region in red."""
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(7, 5.5))
     ax = fig.add_subplot(projection="3d")
     a, b = np.meshgrid(axes[0], axes[1], indexing="ij")
@@ -66,14 +66,14 @@ def surface_figure(axes: np.ndarray, values: np.ndarray, threshold: float, dims:
     ax.set_zlabel("score")
     ax.set_title(f"{name}: score landscape, threshold plane at {threshold:.3f}", fontsize=9)
     fig.tight_layout()
-    return _save(fig)
+    return figure_png(fig)
 
 
 def heatmaps_figure(axes: np.ndarray, margins: np.ndarray, names: Sequence[str], dims: Sequence[str],
                     region: Optional[Slice]) -> bytes:
     """Figure 7: one heat map per recognizer of its loss margin (R, N, N) (loss - loss threshold: below 0 the
     recognizer fails) on one shared colour scale, the threshold contour (black) and the region's outline (red)."""
-    plt = _pyplot()
+    plt = pyplot()
     finite = margins[np.isfinite(margins)]
     scale = float(np.max(np.abs(finite))) if finite.size else 1.0
     fig, panels = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1, 3.8), squeeze=False, layout="constrained")
@@ -88,4 +88,4 @@ def heatmaps_figure(axes: np.ndarray, margins: np.ndarray, names: Sequence[str],
         ax.set_xlabel(dims[0])
         ax.set_ylabel(dims[1])
     fig.colorbar(image, ax=panels.ravel().tolist(), label="loss - threshold (< 0: fails)")
-    return _save(fig)
+    return figure_png(fig)

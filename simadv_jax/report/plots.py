@@ -7,7 +7,8 @@ import io
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,16 +17,17 @@ def _pyplot():
     return plt
 
 
-def _save(fig) -> bytes:
+def figure_png(fig) -> bytes:
+    """The figure as PNG bytes (100 dpi); closes it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
 def pairs_figure(references, probes, titles, wrong, columns: int = 4) -> bytes:
     """Reference/probe pairs side by side; red border where the recognizer errs (wrong[i]), green otherwise."""
-    plt = _pyplot()
+    plt = pyplot()
     count = max(len(references), 1)
     rows = (count + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 1.9 * rows), squeeze=False)
@@ -44,7 +46,7 @@ def pairs_figure(references, probes, titles, wrong, columns: int = 4) -> bytes:
     if not len(references):
         axes.flat[0].text(0.5, 0.5, "no samples", ha="center", va="center")
     fig.tight_layout()
-    return _save(fig)
+    return figure_png(fig)
 
 
 def _integer_ticks(ax) -> None:
@@ -57,7 +59,7 @@ def trajectories_figure(curves: dict[str, list[np.ndarray]], threshold: float, y
     """One panel per strategy: per run, the iteration's best score against the iteration (markers, so a run
     that stopped at iteration 0 shows as a point); the threshold line; a legend (each run up to 10, else one
     entry for all)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(5 * max(len(curves), 1), 3.5), squeeze=False)
     for ax, (name, runs) in zip(axes.flat, curves.items()):
         for r, curve in enumerate(runs):
@@ -72,14 +74,14 @@ def trajectories_figure(curves: dict[str, list[np.ndarray]], threshold: float, y
         _integer_ticks(ax)
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    return _save(fig)
+    return figure_png(fig)
 
 
 def where_it_breaks_figure(results: dict, most: int = 16) -> bytes:
     """One strip per searched parameter (the `most` whose adversarials are most concentrated, in results.json's
     "where_it_breaks" order): its searched range on the x axis, each strategy's adversarials as points on its own
     row."""
-    plt = _pyplot()
+    plt = pyplot()
     parameters = results["where_it_breaks"]["parameters"]
     names = sorted(parameters, key=lambda n: (parameters[n]["occupied_fraction"] is None,
                                               parameters[n]["occupied_fraction"] or 0.0))[:most]
@@ -98,12 +100,12 @@ def where_it_breaks_figure(results: dict, most: int = 16) -> bytes:
     shown = "" if len(names) == len(parameters) else f", the {len(names)} most concentrated of {len(parameters)}"
     axes.flat[0].set_title(f"adversarials per searched parameter (x: the searched range{shown})", fontsize=9)
     fig.tight_layout()
-    return _save(fig)
+    return figure_png(fig)
 
 
 def sequence_figure(probes, titles, iterations, scores, threshold: float, name: str) -> bytes:
     """One run over time: the best probe of selected iterations (top), every sample's score (bottom)."""
-    plt = _pyplot()
+    plt = pyplot()
     count = max(len(probes), 1)
     fig = plt.figure(figsize=(max(1.6 * count, 6), 4.5))
     for i, image in enumerate(probes):
@@ -120,4 +122,4 @@ def sequence_figure(probes, titles, iterations, scores, threshold: float, name: 
     ax.legend(fontsize=7)
     ax.set_title(name, fontsize=9)
     fig.tight_layout()
-    return _save(fig)
+    return figure_png(fig)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from simadv_jax.report.files import write_bytes_atomic, write_json_atomic
-from simadv_jax.report.plots import _pyplot, _save
+from simadv_jax.report.plots import figure_png, pyplot
 
 NPZ, JSON, TABLE = "sweep.npz", "sweep.json", "table.md"
 
@@ -22,7 +22,7 @@ def _array(values) -> np.ndarray:
 def curves_figure(payload: dict) -> bytes:
     """One-parameter sweep: top, each recognizer's mean on the shown scale with its 95% band and its threshold
     (dashed; the 0 line on the margin scale, none on the rank scale); bottom, the share of identities failing."""
-    plt = _pyplot()
+    plt = pyplot()
     scale, param = payload["shown"]["scale"], payload["params"][0]
     x = _array(payload["grid"][param])
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
@@ -46,13 +46,13 @@ def curves_figure(payload: dict) -> bytes:
     bottom.set_ylabel("identities failing")
     bottom.set_xlabel(f"{param} (paper units)")
     fig.tight_layout()
-    return _save(fig)
+    return figure_png(fig)
 
 
 def failure_maps_figure(payload: dict) -> bytes:
     """Two-parameter sweep: per recognizer, the share of identities failing over the grid (first parameter up,
     second across)."""
-    plt = _pyplot()
+    plt = pyplot()
     first, second = payload["params"]
     y, x = _array(payload["grid"][first]), _array(payload["grid"][second])
     labels = list(payload["recognizer_failures"])
@@ -65,7 +65,7 @@ def failure_maps_figure(payload: dict) -> bytes:
         ax.set_xlabel(second)
         ax.set_ylabel(first)
     fig.colorbar(image, ax=list(axes.flat), label="identities failing")
-    return _save(fig)
+    return figure_png(fig)
 
 
 def _number(value, fmt: str = "+.3f") -> str:

@@ -165,7 +165,7 @@ def compiled_step(setup: Setup, config: SearchConfig, name: str, strategy, data,
     compilation behind them."""
     evaluation = setup.evaluation
     options = dict(threshold=evaluation.loss_threshold, stop_at_first=config.stop_at_first)
-    key = ("steps", name, config.samples_per_iteration, config.stop_at_first, str(config.options(name)))
+    key = ("steps", name, config.runs, config.samples_per_iteration, config.stop_at_first, str(config.options(name)))
     if key in setup.cache:
         return setup.cache[key]
     if evaluation.mesh is None:
