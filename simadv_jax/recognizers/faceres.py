@@ -5,7 +5,9 @@ launch.fetch_models`), and `tfjs:DIR[:options]` for any TFJS graph model.
                 1024-d descriptor is the `global_pooling/Mean` node (the age and gender heads are not run).
                 Input: a loose face-box crop ("facebox224"), 224x224, BGR 0-255 minus (103.939, 116.779,
                 123.68), the upstream (HSE) preprocessing. float32 weights.
-  faceres       the same graph with float16-quantized weights (dequantized exactly as TFJS does).
+  faceres       the same graph with float16-quantized weights (dequantized exactly as TFJS does); not
+                faceres_deep rounded to float16: its weights differ from faceres_deep's by a median 0.6% per
+                tensor (float16 rounding alone: <= 0.05%), so another checkpoint of the same network.
   mobileface    MobileFace (insightface-trained, PReLU), ArcFace-aligned 112x112 RGB 0-255 (the graph itself
                 applies (x - 127.5) / 128); 256-d unnormalized embedding `batchnorm0/add_1`.
 
