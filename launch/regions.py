@@ -9,13 +9,13 @@ landscape_*.png, report.html}. --resume continues DIR from the last completed st
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
 
+from launch import cli
 from simadv_jax import devices
 from simadv_jax.regions.config import RegionConfig
-from simadv_jax.regions.study import Interrupted, Progress, run_regions
+from simadv_jax.regions.study import Progress, run_regions
 
 _D = RegionConfig()
 SEED_FROM = flags.DEFINE_string("seed_from", None, "A search's results.json whose adversarials seed the floods "
@@ -96,28 +96,13 @@ class ProgressBar:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
-    if not OUTPUT_DIR.value:
-        raise SystemExit("error: --output_dir: required")
-    try:
-        devices.configure(CPU_DEVICES.value)
-        config = config_from_flags()
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
+    cli.check_arguments(argv, OUTPUT_DIR.value)
+    cli.run(lambda: devices.configure(CPU_DEVICES.value))
+    config = cli.run(config_from_flags)
     progress = ProgressBar() if config.progress else None
-    try:
-        results = run_regions(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(),
-                              progress=progress, log=lambda message: print(message, file=sys.stderr, flush=True))
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    except KeyboardInterrupt as e:  # Interrupted says how far it got
-        print(str(e) if isinstance(e, Interrupted) else "interrupted before the first flood step; continue with "
-              "--resume", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        if progress is not None:
-            progress.bar.close()
+    results = cli.run(lambda: run_regions(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(),
+                                          progress=progress, log=cli.log),
+                      progress=progress and progress.bar, before="the first flood step")
     for region in results["regions"]:
         print(f"region {region['index']}: {region['size']} points, {region['evaluations']} evaluations")
         print("\n".join(f"  {line}" for line in region["summary"]))

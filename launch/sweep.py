@@ -7,12 +7,12 @@ failure_maps.png}; see simadv_jax.sweep. --resume continues DIR (Ctrl-C loses no
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
 
+from launch import cli
 from simadv_jax import devices
-from simadv_jax.sweep import Interrupted, Progress, SweepConfig, run_sweep
+from simadv_jax.sweep import Progress, SweepConfig, run_sweep
 
 _D = SweepConfig()
 PARAM = flags.DEFINE_list("param", list(_D.params), "One or two swept parameters (ParamSpace names: yaw, pitch, "
@@ -88,28 +88,13 @@ class ProgressBar:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
-    if not OUTPUT_DIR.value:
-        raise SystemExit("error: --output_dir: required")
-    try:
-        devices.configure(CPU_DEVICES.value)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    config = config_from_flags()
+    cli.check_arguments(argv, OUTPUT_DIR.value)
+    cli.run(lambda: devices.configure(CPU_DEVICES.value))
+    config = cli.run(config_from_flags)
     progress = ProgressBar(config) if config.progress else None
-    try:
-        payload = run_sweep(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(),
-                            progress=progress, log=lambda message: print(message, file=sys.stderr, flush=True))
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    except KeyboardInterrupt as e:
-        message = str(e) if isinstance(e, Interrupted) else "interrupted before the first point; continue with --resume"
-        print(message, file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        if progress is not None:
-            progress.bar.close()
+    payload = cli.run(lambda: run_sweep(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(),
+                                        progress=progress, log=cli.log),
+                      progress=progress and progress.bar, before="the first point")
     print("\n".join(payload["summary"]))
     print(f"report: {os.path.join(OUTPUT_DIR.value, 'table.md')}")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 
 from absl import app, flags, logging
 
-from simadv_jax.weakened import Interrupted, WeakenedConfig, run_weakened
+from launch import cli
+from simadv_jax.weakened import WeakenedConfig, run_weakened
 
 _D = WeakenedConfig()
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run directory (required).")
@@ -43,20 +43,11 @@ def _flags_text() -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
-    if not OUTPUT_DIR.value:
-        raise SystemExit("error: --output_dir: required")
+    cli.check_arguments(argv, OUTPUT_DIR.value)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.ERROR)  # orbax logs every checkpoint step, and every read-only open
-    try:
-        payload = run_weakened(config_from_flags(), OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(),
-                               log=lambda message: print(message, file=sys.stderr, flush=True))
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    except KeyboardInterrupt as e:
-        print(str(e) if isinstance(e, Interrupted) else "interrupted; continue with --resume", file=sys.stderr)
-        raise SystemExit(130) from None
+    payload = cli.run(lambda: run_weakened(config_from_flags(), OUTPUT_DIR.value, resume=RESUME.value,
+                                           flags_text=_flags_text(), log=cli.log), before="the first stage")
     with open(payload["sweep"]["table"]) as f:
         print(f.read())
     print(f"total {payload['timing']['total_seconds'] / 60:.1f} min; {OUTPUT_DIR.value}/weakened.json")

@@ -162,11 +162,6 @@ def _trained(workdir: str) -> Optional[int]:
     return latest
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during the experiment; the message names the stage. Every completed stage (and the interrupted
-    stage's checkpoints) is on disk."""
-
-
 def _stage(output_dir: str, name: str, fn: Callable, log: Callable[[str], None]):
     """Runs one stage, logs and records its seconds in stages.jsonl; Ctrl-C and file-system failures are one
     message naming the stage."""
@@ -175,7 +170,7 @@ def _stage(output_dir: str, name: str, fn: Callable, log: Callable[[str], None])
     try:
         result = fn()
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted during {name}; continue with --resume") from None
+        raise rundir.Interrupted(f"interrupted during {name}; continue with --resume") from None
     except OSError as e:
         raise rundir.os_error(output_dir, e, f"{name}; completed stages are kept: continue with --resume") from None
     seconds = time.perf_counter() - start

@@ -11,7 +11,8 @@ from simadv_jax.benchmarks import regions as benchmark
 from simadv_jax.evaluate import make_evaluate
 from simadv_jax.regions import landscape
 from simadv_jax.regions.config import RegionConfig
-from simadv_jax.regions.study import Interrupted, run_regions
+from simadv_jax.regions.study import run_regions
+from simadv_jax.report.rundir import Interrupted
 from simadv_jax.setup import build_setup
 from tests.search_fixtures import TINY_SPACE, head, tiny_recognizer
 from tests.subprocesses import last_line, run_module, run_script

@@ -9,7 +9,8 @@ import pytest
 
 from simadv_jax.evaluate import make_evaluate
 from simadv_jax.report.images import read_png
-from simadv_jax.sweep import Interrupted, SweepConfig, run_sweep
+from simadv_jax.report.rundir import Interrupted
+from simadv_jax.sweep import SweepConfig, run_sweep
 from simadv_jax.sweep.grid import build_plan
 from tests.search_fixtures import head, tiny_recognizer
 from tests.subprocesses import run_module

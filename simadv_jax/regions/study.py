@@ -47,10 +47,6 @@ class Progress(NamedTuple):
     frontier: int
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a regions run; the message says how far it got. Every completed step is checkpointed."""
-
-
 # ---- checkpoints ---------------------------------------------------------------------------------------------
 
 
@@ -100,7 +96,7 @@ def _run_pass(output_dir: str, seed_index: int, seeds: int, stage: str, flood: C
     try:
         region = flood(log, on_step)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after {done['evaluations']} evaluation(s) of seed {seed_index} ({stage} "
+        raise rundir.Interrupted(f"interrupted after {done['evaluations']} evaluation(s) of seed {seed_index} ({stage} "
                           "pass); continue with --resume") from None
     return Pass(stage, region, done["seconds"])
 
@@ -139,7 +135,7 @@ def _landscape(study: Study, output_dir: str) -> Optional[Landscape]:
     try:
         found = landscape(study.evaluations, study.seeds[0], study.landscape_dims, study.config.landscape_points)
     except KeyboardInterrupt:
-        raise Interrupted("interrupted while scoring the landscape (the floods are checkpointed); continue with "
+        raise rundir.Interrupted("interrupted while scoring the landscape (the floods are checkpointed); continue with "
                           "--resume") from None
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in found._asdict().items()})
@@ -156,7 +152,7 @@ def run_regions(config: RegionConfig, output_dir: str, *, resume: bool = False, 
     """Floods, refines, scores the landscape and writes every output into `output_dir`; returns region.json's
     payload. setup: optional (`build_setup` of the resolved config, reused). progress: called after every step.
     Raises ValueError naming the flag (bad configuration, a seed that is not adversarial, a dimension not in
-    the space, file-system failures) and `Interrupted` on Ctrl-C."""
+    the space, file-system failures) and `report.rundir.Interrupted` on Ctrl-C."""
     config.check()
     config = config.resolved()
     rundir.check_config(output_dir, config.to_json(), command="region study", resume=resume, free=RESUMABLE_CHANGES)

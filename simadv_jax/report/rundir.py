@@ -22,6 +22,11 @@ CONFIG_FLAGS = "config.flags"
 _LISTED = 5  # entries named when refusing a folder
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says how far it got and to continue with --resume. Everything completed
+    is on disk (every command checkpoints what it finished)."""
+
+
 def os_error(output_dir: str, error: OSError, what: Optional[str] = None) -> ValueError:
     """The one-line error for a file-system failure under --output_dir (what: the file or step that failed)."""
     where = f" ({what})" if what else ""

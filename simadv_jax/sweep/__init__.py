@@ -15,6 +15,6 @@ parameter (`--group_by`), on the raw, margin (score minus threshold) and rank-no
   experiment.py  run_sweep: the resumable run directory
 """
 from simadv_jax.sweep.config import SweepConfig
-from simadv_jax.sweep.experiment import Interrupted, Progress, run_sweep
+from simadv_jax.sweep.experiment import Progress, run_sweep
 
-__all__ = ["Interrupted", "Progress", "SweepConfig", "run_sweep"]
+__all__ = ["Progress", "SweepConfig", "run_sweep"]

@@ -45,10 +45,6 @@ class Progress(NamedTuple):
     total: int
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep; the message says how far it got. Every completed chunk is on disk."""
-
-
 def _checkpoint(output_dir: str, index: int) -> str:
     return os.path.join(output_dir, CHECKPOINTS, f"{index:02d}.npz")
 
@@ -78,7 +74,7 @@ def score_recognizer(evaluation: Evaluation, plan: Plan, path: str, chunk: int, 
                      report: Callable[[int], None] = lambda done: None) -> tuple[results.Scores, float]:
     """All of `plan`'s points scored by one evaluation, continuing from and checkpointing to `path` after every
     `chunk` points (`report` gets the points done, also before the first chunk); returns (Scores in plan.shape,
-    seconds over every leg). Ctrl-C raises `Interrupted` naming `label`."""
+    seconds over every leg). Ctrl-C raises `report.rundir.Interrupted` naming `label`."""
     total = len(plan.rho)
     done, seconds = _load_partial(path, total)
     saved, start = len(done["similarity"]), time.perf_counter()
@@ -91,7 +87,7 @@ def score_recognizer(evaluation: Evaluation, plan: Plan, path: str, chunk: int, 
             saved = len(done["similarity"])
             report(saved)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after {saved} of {total} points of {label}; continue with --resume") from None
+        raise rundir.Interrupted(f"interrupted after {saved} of {total} points of {label}; continue with --resume") from None
     similarity = np.where(done["valid"], done["similarity"], np.nan).astype(np.float32)
     scores = results.Scores(similarity.reshape(plan.shape), done["valid"].reshape(plan.shape),
                             done["adversarial"].reshape(plan.shape))
@@ -125,7 +121,7 @@ def run_sweep(config: SweepConfig, output_dir: str, *, resume: bool = False, fla
     recognizers: optional records by registry name that replace loading them (tests, notebooks); head: an
       optional (model, texture) instead of --head / --texture. progress: receives a `Progress` after every chunk.
       log: notes for the user (a complete sweep).
-    Raises ValueError naming the flag for bad configuration or a file-system failure, `Interrupted` on Ctrl-C.
+    Raises ValueError naming the flag for bad configuration or a file-system failure, `report.rundir.Interrupted` on Ctrl-C.
     """
     config.check()
     rundir.check_config(output_dir, config.to_json(), command="sweep", resume=resume, free=RESUMABLE_CHANGES,
