@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 from absl import app, flags
 
+from launch import cli
 from simadv_jax import devices
 from simadv_jax.search.config import SearchConfig
-from simadv_jax.search.experiment import Interrupted, Progress, Watchdog, run_search
+from simadv_jax.search.experiment import Progress, Watchdog, run_search
 
 _D = SearchConfig()
 STRATEGY = flags.DEFINE_list("strategy", list(_D.strategies), "Strategies, comma-separated for a side-by-side run: "
-                             "reinforce, uniform, gaussian, random_opt, evosax:<Algorithm> (e.g. evosax:CMA_ES).")
+                             "reinforce (the paper's), reinforce_ranked, uniform, gaussian, random_opt, cem, "
+                             "gradient (white-box: follows the loss's gradient), evosax:<Algorithm> (e.g. "
+                             "evosax:CMA_ES).")
 STRATEGY_OPTIONS = flags.DEFINE_list(
     "strategy_options", [], "Strategy options as STRATEGY.OPTION=VALUE, comma-separated, e.g. "
     "'reinforce.sigma2=0.05,reinforce.learning_rate=0.1,reinforce.baseline=moving_average,random_opt.incumbent_init=random'.")
@@ -50,6 +52,12 @@ CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every,
 MAX_SAVED = flags.DEFINE_integer("max_saved_adversarials", _D.max_saved_adversarials,
                                  "Adversarial pairs saved as PNG + JSON (all are listed in results.json).")
 PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+ESTIMATE = flags.DEFINE_boolean("estimate_failure_rate", _D.estimate_failure_rate,
+                                "After the search, estimate P(adversarial) under the space's uniform distribution "
+                                "with a 95% interval, by importance sampling around the adversarials found "
+                                "(results.json's failure_rate).")
+ESTIMATE_QUERIES = flags.DEFINE_integer("estimate_queries", _D.estimate_queries,
+                                        "Samples the failure-rate estimate evaluates (beyond the search's).")
 CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "JAX devices on a CPU (0: one per core); the batch is "
                                    "sharded over them. XLA_FLAGS=--xla_force_host_platform_device_count wins.")
 NUM_HOSTS = flags.DEFINE_integer("num_hosts", 1, "Processes of a multi-host search (jax.distributed); every host "
@@ -78,7 +86,8 @@ def config_from_flags() -> SearchConfig:
         recognizer=RECOGNIZER.value, threshold=THRESHOLD.value, head=HEAD.value, texture=TEXTURE.value,
         space=SPACE.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, rescore_with=RESCORE_WITH.value,
         transfer_to=tuple(TRANSFER_TO.value),
-        checkpoint_every=CHECKPOINT_EVERY.value, max_saved_adversarials=MAX_SAVED.value, progress=PROGRESS.value)
+        checkpoint_every=CHECKPOINT_EVERY.value, max_saved_adversarials=MAX_SAVED.value, progress=PROGRESS.value,
+        estimate_failure_rate=ESTIMATE.value, estimate_queries=ESTIMATE_QUERIES.value)
 
 
 class ProgressBar:
@@ -120,29 +129,14 @@ def print_transfer(output_dir: str) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
-    if not OUTPUT_DIR.value:
-        raise SystemExit("error: --output_dir: required")
-    try:
-        devices.configure(CPU_DEVICES.value, NUM_HOSTS.value, HOST_INDEX.value, COORDINATOR.value)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    config = config_from_flags()
+    cli.check_arguments(argv, OUTPUT_DIR.value)
+    cli.run(lambda: devices.configure(CPU_DEVICES.value, NUM_HOSTS.value, HOST_INDEX.value, COORDINATOR.value))
+    config = cli.run(config_from_flags)
     progress = ProgressBar(config) if config.progress and devices.is_writer() else None
     watchdog = Watchdog(floor_s=WATCHDOG_FLOOR.value) if WATCHDOG_FLOOR.value > 0 else None
-    try:
-        run_search(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(), progress=progress,
-                   watchdog=watchdog, log=lambda message: print(message, file=sys.stderr, flush=True))
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
-    except KeyboardInterrupt as e:  # Interrupted says how far it got
-        message = str(e) if isinstance(e, Interrupted) else "interrupted before the first iteration"
-        print(f"{message}; continue with --resume" if "--resume" not in message else message, file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        if progress is not None:
-            progress.bar.close()
+    cli.run(lambda: run_search(config, OUTPUT_DIR.value, resume=RESUME.value, flags_text=_flags_text(),
+                               progress=progress, watchdog=watchdog, log=cli.log),
+            progress=progress and progress.bar, before="the first iteration")
     if not devices.is_writer():
         return
     with open(os.path.join(OUTPUT_DIR.value, "table.md")) as f:

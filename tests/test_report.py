@@ -77,3 +77,18 @@ def test_figures_render_single_point_runs_and_the_strip_plot():
     runs = {"a": [np.array([-0.5]), np.array([-0.3, -0.7])]}  # run 0 stopped at iteration 0: one point
     assert plots.trajectories_figure(runs, -0.6, "score").startswith(b"\x89PNG")
     assert plots.where_it_breaks_figure(_results()).startswith(b"\x89PNG")
+
+
+def test_the_report_says_how_common_failures_are_and_what_it_means():
+    results = _results()  # uniform: 2 adversarials in 40 valid samples, 5%
+    sentence = table.rarity_sentence(results)
+    assert sentence.startswith("How common failures are: uniform sampling failed on 2 of its 40 valid samples (5%)")
+    assert "failures are common in this space" in sentence and "--what=efficiency" in sentence
+    assert html._e(sentence) in html.report(results) and sentence in table.table_markdown(results)
+    results["strategies"]["uniform"]["adversarials_found"] = 0
+    assert "(0%); failures are rare in this space" in table.rarity_sentence(results)
+    del results["strategies"]["uniform"]
+    assert table.rarity_sentence(results) == ""
+    results["failure_rate"] = {"rate": 0.002, "interval": [0.001, 0.004], "confidence": 0.95, "queries": 100,
+                               "hits": 9, "centers": 8, "uniform_equivalent_queries": 5000}
+    assert "the estimated failure rate under uniform sampling (0.2%)" in table.rarity_sentence(results)

@@ -14,7 +14,8 @@ LOWS = -2.0 * np.ones(N, np.float32)
 HIGHS = 2.0 * np.ones(N, np.float32)
 HIDDEN = jnp.array([1.2, -0.9, 0.6, 1.0, -1.3, 0.4])
 K = 8
-ALL = ["reinforce", "uniform", "gaussian", "random_opt", "evosax:CMA_ES", "evosax:SNES"]
+ALL = ["reinforce", "reinforce_ranked", "uniform", "gaussian", "random_opt", "cem", "gradient", "evosax:CMA_ES",
+       "evosax:SNES"]
 
 
 def distance(rho):
@@ -141,7 +142,8 @@ def uniform_queries():
     return int(runs.queries.sum()), int(runs.done.sum())
 
 
-@pytest.mark.parametrize("name", ["reinforce", "random_opt", "evosax:CMA_ES", "evosax:SNES"])
+@pytest.mark.parametrize("name", ["reinforce", "reinforce_ranked", "random_opt", "gradient", "evosax:CMA_ES",
+                                  "evosax:SNES"])
 def test_strategy_finds_the_region_with_fewer_queries_than_uniform(name, uniform_queries):
     queries, found = uniform_queries
     runs, _ = run_search(name)
@@ -208,7 +210,7 @@ def test_stopped_runs_are_masked():
                 np.testing.assert_array_equal(later_leaf[r], frozen_leaf[r])
 
 
-@pytest.mark.parametrize("name", ["reinforce", "random_opt", "evosax:CMA_ES"])
+@pytest.mark.parametrize("name", ["reinforce", "reinforce_ranked", "random_opt", "cem", "evosax:CMA_ES"])
 def test_invalid_samples_are_counted_never_adversarial(name):
     runs, records = run_search(name, corrupted, -1.5, False, 10, 4)
     rho = np.asarray(records.rho)
@@ -222,7 +224,7 @@ def test_invalid_samples_are_counted_never_adversarial(name):
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in floats)
 
 
-@pytest.mark.parametrize("name", ["reinforce", "random_opt", "evosax:CMA_ES"])
+@pytest.mark.parametrize("name", ["reinforce", "reinforce_ranked", "random_opt", "cem", "evosax:CMA_ES"])
 def test_all_invalid_batch_leaves_state_unchanged(name):
     strategy = search.make(name, population_size=K)
 
@@ -256,7 +258,7 @@ def test_python_loop_equals_scan(name):
     assert TRACES[name, (16 * K, N)] == 1  # the state keeps its types: one compilation for every step
 
 
-@pytest.mark.parametrize("name", ["reinforce", "evosax:CMA_ES"])
+@pytest.mark.parametrize("name", ["reinforce", "gradient", "evosax:CMA_ES"])
 def test_vmap_over_runs_equals_loop_over_runs(name):
     strategy, step = compiled_step(name, distance, 0.8, True)
     states = search.init_runs(strategy, jax.random.key(0), LOWS, HIGHS, 16)
@@ -280,7 +282,7 @@ def test_runs_do_not_depend_on_the_number_of_runs():
 
 
 def test_registry_names_and_errors():
-    assert {"reinforce", "uniform", "gaussian", "random_opt", "evosax:CMA_ES", "evosax:SNES"} <= set(search.names())
+    assert set(ALL) <= set(search.names())
     with pytest.raises(ValueError, match="^--strategy: unknown strategy 'bayes'"):
         search.make("bayes", population_size=4)
     with pytest.raises(ValueError, match="^--strategy: unknown evosax algorithm 'Nope'"):

@@ -10,7 +10,8 @@ import pytest
 
 from tests.subprocesses import last_line, run_script
 
-STRATEGIES = ("reinforce", "uniform", "gaussian", "random_opt", "evosax:CMA_ES", "evosax:SNES")
+STRATEGIES = ("reinforce", "reinforce_ranked", "uniform", "gaussian", "random_opt", "cem", "gradient", "evosax:CMA_ES",
+              "evosax:SNES")
 
 SCRIPT = """
 import json, sys, tempfile

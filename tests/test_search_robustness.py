@@ -72,7 +72,7 @@ def test_torn_last_event_line_is_cut_on_resume(setup, straight, tmp_path):
         if calls["n"] == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(experiment.Interrupted, match="interrupted after 2 iteration"):
+    with pytest.raises(rundir.Interrupted, match="interrupted after 2 iteration"):
         run_search(CONFIG, out, setup=setup, progress=stop_after_two)
     events = os.path.join(out, "events.jsonl")
     with open(events, "a") as f:

@@ -110,8 +110,9 @@ def lambertian_shading(normals, directions, colors, ambient) -> jax.Array:
 def normalize(vectors: jax.Array) -> jax.Array:
     """(..., 3) -> unit vectors; zero vectors stay zero (gradient-safe)."""
     x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
-    length = jnp.sqrt(x * x + y * y + z * z)[..., None]  # per component: fuses (a norm is a reduction)
-    return vectors / jnp.where(length > 0, length, 1.0)
+    squared = (x * x + y * y + z * z)[..., None]  # per component: fuses (a norm is a reduction)
+    # sqrt only of positive values: sqrt's derivative at 0 is infinite, and 0 * inf would make the gradient NaN.
+    return vectors / jnp.sqrt(jnp.where(squared > 0, squared, 1.0))
 
 
 def shade(albedo: jax.Array, normals: jax.Array, sh_coeffs: jax.Array) -> jax.Array:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import html
 
-from simadv_jax.report.table import COLUMNS, rescore_sentence, rows, score_sentence
+from simadv_jax.report.table import (COLUMNS, failure_rate_sentence, modes_lines, rarity_sentence, rescore_sentence, rows,
+                                     score_sentence)
 
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"
@@ -33,6 +34,8 @@ def _glance(results: dict, lines: int = 3) -> str:
     queries = sum(s["queries"] for s in results["strategies"].values())
     found = sum(s["adversarials_found"] for s in results["strategies"].values())
     items = [f"<li>{found} adversarial(s) in {queries} queries over all strategies.</li>"]
+    rarity = rarity_sentence(results)
+    items += [f"<li>{_e(rarity)}</li>"] if rarity else []
     breaks = results.get("where_it_breaks", {}).get("summary", [])
     items += [f"<li>{_e(line)}</li>" for line in breaks[:lines]]
     return f"<h2>At a glance</h2><ul>{''.join(items)}</ul>"
@@ -47,6 +50,26 @@ def _breaks(results: dict) -> str:
             "searched, most concentrated first (a parameter whose adversarials crowd into a small part of its range "
             "is where the recognizer fails).</p>"
             f"<ul>{items}</ul><img src='where_it_breaks.png' alt='adversarials per parameter'>")
+
+
+def _modes(results: dict) -> str:
+    """Failure modes: per mode its size, where it lies, the parameters that matter and its representative pair."""
+    lines = modes_lines(results)
+    if not lines:
+        return ""
+    body = []
+    for mode, line in zip(results["failure_modes"]["modes"], lines[1:]):
+        index = mode["representative"]["index"]  # the saved pair's number, None if it was not saved
+        files = next((entry["files"] for summary in results["strategies"].values() for entry in summary["adversarials"]
+                      if index is not None and entry.get("index") == index), None)
+        pair = ("".join(f"<img src='adversarials/{_e(files[side])}' alt='{side}'>" for side in ("reference", "probe"))
+                if files else "(not saved)")
+        strategies = ", ".join(f"{_e(name)} {count}" for name, count in mode["by_strategy"].items())
+        body.append(f"<tr><td>{mode['mode']}</td><td>{mode['count']}</td><td>{mode['runs']}</td>"
+                    f"<td class='left'>{strategies}</td><td class='left'>{_e(line)}</td><td>{pair}</td></tr>")
+    return (f"<h2>Failure modes</h2><p>{_e(lines[0])}</p><table><tr><th>mode</th><th>adversarials</th><th>runs</th>"
+            "<th class='left'>by strategy</th><th class='left'>where, and what matters</th><th>representative "
+            f"(reference, probe)</th></tr>{''.join(body)}</table>")
 
 
 def _params(params: dict) -> str:
@@ -94,7 +117,9 @@ def report(results: dict) -> str:
         _glance(results),
         _table(results),
         f"<p>{_e(rescore)}</p>" if rescore else "",
+        f"<p>{_e(failure_rate_sentence(results))}</p>" if "failure_rate" in results else "",
         _breaks(results),
+        _modes(results),
         "<h2>Pairs</h2><p>Adversarial pairs (red border; reference left, probe right), then the best pair of runs "
         "that found none (green).</p><img src='adversarials.png' alt='pairs'>",
         "<h2>Trajectories</h2><p>Per run, the most adversarial score of each iteration; the dashed line is the "

@@ -75,6 +75,57 @@ def rescore_sentence(results: dict) -> str:
             f"{r['rescored']} saved adversarials are still adversarial.")
 
 
+COMMON_FAILURES = 0.01  # a uniform failure rate at or above this: blind sampling finds failures about as fast
+
+
+def rarity_sentence(results: dict) -> str:
+    """How common failures are in the searched space (the uniform strategy's adversarials per valid sample,
+    else the --estimate_failure_rate estimate) and what that means for the strategies' comparison ('' with
+    neither)."""
+    uniform = results["strategies"].get("uniform")
+    if uniform is not None and uniform["valid_samples"]:
+        rate = uniform["adversarials_found"] / uniform["valid_samples"]
+        source = f"uniform sampling failed on {uniform['adversarials_found']} of its {uniform['valid_samples']} valid " \
+            "samples"
+    elif "failure_rate" in results:
+        rate, source = results["failure_rate"]["rate"], "the estimated failure rate under uniform sampling"
+    else:
+        return ""
+    if rate >= COMMON_FAILURES:
+        meaning = ("failures are common in this space, so blind sampling finds one about as fast as any search, and "
+                   "fewer queries to a first adversarial for uniform says this about the space, not that search is "
+                   "weak; adversarial search pays off where failures are rare (python -m launch.bench "
+                   "--what=efficiency compares the strategies on spaces that fail 10%, 1% and 0.1% of the time)")
+    else:
+        meaning = "failures are rare in this space, where a search's lead over blind sampling is largest"
+    return f"How common failures are: {source} ({100 * rate:.3g}%); {meaning}."
+
+
+def failure_rate_sentence(results: dict) -> str:
+    """The --estimate_failure_rate result in words ('' without one)."""
+    if "failure_rate" not in results:
+        return ""
+    f = results["failure_rate"]
+    low, high = f["interval"]
+    return (f"Failure rate under uniform sampling of the space: {100 * f['rate']:.3g}% "
+            f"[{100 * low:.3g}%, {100 * high:.3g}%] ({100 * f['confidence']:.0f}% interval), estimated by importance "
+            f"sampling with {f['queries']} queries around {f['centers']} points the search found ({f['hits']} of them "
+            f"adversarial); uniform sampling would need about {f['uniform_equivalent_queries']} queries for the same "
+            "precision.")
+
+
+def modes_lines(results: dict) -> list[str]:
+    """The failure modes in words, one line per described mode ([] without them)."""
+    modes = results.get("failure_modes")
+    if not modes:
+        return []
+    other = (f" (and {modes['other_modes']} smaller ones with {modes['other_adversarials']} adversarials)"
+             if modes["other_modes"] else "")
+    return [f"{modes['count']} failure mode(s){other}: adversarials more than {100 * modes['cutoff']:.0f}% of each "
+            "range apart (RMS, average linkage) are different modes; the parameters named are those the similarity "
+            "is most sensitive to there.", *modes["summary"]]
+
+
 def table_markdown(results: dict) -> str:
     """table.md: the setting, the score sentence, the table, the column meanings and the rescore result."""
     recognizer = results["recognizer"]
@@ -91,4 +142,11 @@ def table_markdown(results: dict) -> str:
     lines += ["", *(f"- {column.header}: {column.meaning}" for column in COLUMNS)]
     if "rescore" in results:
         lines += ["", rescore_sentence(results)]
+    if "failure_rate" in results:
+        lines += ["", failure_rate_sentence(results)]
+    if rarity_sentence(results):
+        lines += ["", rarity_sentence(results)]
+    modes = modes_lines(results)
+    if modes:
+        lines += ["", modes[0], "", *(f"- {line}" for line in modes[1:])]
     return "\n".join(lines) + "\n"

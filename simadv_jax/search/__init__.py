@@ -1,13 +1,15 @@
 """Search strategies (init / ask / tell) and the shared run loop; `make(name, ...)` builds one by name.
 
-Names (the `--strategy` flag): reinforce, uniform, gaussian, random_opt, evosax:<Algorithm>
-(e.g. evosax:CMA_ES, evosax:SNES; see evosax_strategies.algorithms()).
+Names (the `--strategy` flag): reinforce, reinforce_ranked, uniform, gaussian, random_opt, cem, gradient,
+evosax:<Algorithm> (e.g. evosax:CMA_ES, evosax:SNES; see evosax_strategies.algorithms()).
 """
 from __future__ import annotations
 
 from simadv_jax.search.base import (Asked, EvaluateFn, RunState, StepRecord, Strategy, ask_runs, init_run, init_runs,
-                                    run, step, tell_runs)
+                                    run, step, tell_runs, value_and_gradient)
+from simadv_jax.search.cem import cem
 from simadv_jax.search.evosax_strategies import algorithms as evosax_algorithms, evosax_strategy
+from simadv_jax.search.gradient import gradient
 from simadv_jax.search.random_search import gaussian, random_opt, uniform
 from simadv_jax.search.registry import make, names
 from simadv_jax.search.reinforce import policy_gradient, reinforce
@@ -19,9 +21,11 @@ __all__ = [
     "StepRecord",
     "Strategy",
     "ask_runs",
+    "cem",
     "evosax_algorithms",
     "evosax_strategy",
     "gaussian",
+    "gradient",
     "init_run",
     "init_runs",
     "make",
@@ -33,4 +37,5 @@ __all__ = [
     "step",
     "tell_runs",
     "uniform",
+    "value_and_gradient",
 ]

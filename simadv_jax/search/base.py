@@ -12,7 +12,10 @@ Bookkeeping lives here, not in strategies, so every strategy is counted identica
     (static shapes, no recompilation) but are not counted, and its state does not change;
   - samples are clipped to the box before evaluation (strategies learn from what they asked for);
   - invalid samples (valid=False or non-finite score) are counted as invalid, never as adversarial,
-    never as the best.
+    never as the best;
+  - a white-box strategy (`needs_gradient`) also receives d(score)/d(rho) of every evaluated sample: the loop
+    computes value and gradient in one pass (`value_and_gradient`); each sample is still one query, whatever
+    the gradient costs (about 3.5 forward passes on a CPU; `launch.bench --what=efficiency` reports it).
 
 Example (R runs, N iterations, one jitted call per iteration batch):
     strategy = search.make("reinforce", population_size=K)
@@ -42,11 +45,32 @@ class Strategy(NamedTuple):
     tell(state, rho (K, n), scores (K,), valid (K,) bool) -> state
         rho exactly as asked (unclipped); scores are losses (lower = more adversarial); samples
         with valid=False carry no information and must not move the state towards them.
+    needs_gradient: when True, tell takes a fifth argument, grads (K, n) float32 = d(score_k)/d(rho_k) at
+        the evaluated (clipped) sample, non-finite or meaningless where valid is False.
     """
 
     init: Callable[[jax.Array, jax.Array, jax.Array], PyTree]
     ask: Callable[[jax.Array, PyTree], tuple[jax.Array, PyTree]]
-    tell: Callable[[PyTree, jax.Array, jax.Array, jax.Array], PyTree]
+    tell: Callable[..., PyTree]
+    needs_gradient: bool = False
+
+
+def value_and_gradient(evaluate_fn: EvaluateFn) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array]]:
+    """`rho (B, n) -> (scores (B,), valid (B,), grads (B, n))`, grads[b] = d scores[b] / d rho[b].
+
+    One reverse pass of sum_b scores[b] (non-finite scores masked out): each score depends on its own row of rho
+    only, so the gradient of the sum holds every row's own gradient.
+    """
+
+    def total(rho):
+        scores, valid = evaluate_fn(rho)
+        return jnp.sum(jnp.where(jnp.isfinite(scores), scores, 0.0)), (scores, valid)
+
+    def evaluate(rho):
+        (_, (scores, valid)), grads = jax.value_and_grad(total, has_aux=True)(rho)
+        return scores, valid, grads
+
+    return evaluate
 
 
 @struct.dataclass
@@ -129,8 +153,8 @@ def init_runs(strategy: Strategy, key: jax.Array, lows: jax.Array, highs: jax.Ar
     return jax.vmap(init_run, in_axes=(None, 0, None, None))(strategy, keys, lows, highs)
 
 
-def _update(strategy, run, asked, key, rho, rho_eval, n_clipped, scores, valid, threshold, stop_at_first):
-    """One run's bookkeeping after evaluation; masked when the run is done."""
+def _update(strategy, run, asked, key, rho, rho_eval, n_clipped, scores, valid, grads, threshold, stop_at_first):
+    """One run's bookkeeping after evaluation; masked when the run is done (grads: (K, n) or None)."""
     num_samples = scores.shape[0]
     active = ~run.done
     adversarial = valid & (scores < threshold)
@@ -141,7 +165,7 @@ def _update(strategy, run, asked, key, rho, rho_eval, n_clipped, scores, valid, 
     best = jnp.argmin(masked)
     improved = masked[best] < run.best_score
     updated = run.replace(
-        strategy=strategy.tell(asked, rho, scores, valid),
+        strategy=strategy.tell(asked, rho, scores, valid, *(() if grads is None else (grads,))),
         key=key,
         done=run.done | (stop_at_first & found),
         iterations=run.iterations + 1,
@@ -192,16 +216,21 @@ def ask_runs(strategy: Strategy, runs: RunState) -> Asked:
     return jax.vmap(ask)(runs)
 
 
-def tell_runs(strategy: Strategy, runs: RunState, asked: Asked, scores: jax.Array, valid: jax.Array, *,
-              threshold: float | jax.Array, stop_at_first: bool | jax.Array) -> tuple[RunState, StepRecord]:
-    """The second half of a step: (R * K,) scores and validity of `asked.flat()` -> (runs, record) (vmapped
-    tell and the bookkeeping)."""
-    num_runs, num_samples, _ = asked.rho.shape
+def tell_runs(strategy: Strategy, runs: RunState, asked: Asked, scores: jax.Array, valid: jax.Array,
+              grads: jax.Array | None = None, *, threshold: float | jax.Array,
+              stop_at_first: bool | jax.Array) -> tuple[RunState, StepRecord]:
+    """The second half of a step: (R * K,) scores and validity of `asked.flat()` (and, for a strategy that
+    `needs_gradient`, their (R * K, n) gradients) -> (runs, record) (vmapped tell and the bookkeeping)."""
+    num_runs, num_samples, dims = asked.rho.shape
+    if strategy.needs_gradient != (grads is not None):
+        raise ValueError(f"tell_runs: the strategy {'needs' if strategy.needs_gradient else 'takes no'} gradients")
     scores = jnp.reshape(scores, (num_runs, num_samples))
     valid = jnp.reshape(valid, (num_runs, num_samples)).astype(bool) & jnp.isfinite(scores)
-    update = jax.vmap(_update, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0, None, None))
+    if grads is not None:
+        grads = jnp.reshape(grads, (num_runs, num_samples, dims))
+    update = jax.vmap(_update, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None))
     return update(strategy, runs, asked.strategy, asked.keys, asked.rho, asked.rho_eval, asked.clipped, scores,
-                  valid, threshold, stop_at_first)
+                  valid, grads, threshold, stop_at_first)
 
 
 def step(
@@ -212,20 +241,22 @@ def step(
     threshold: float | jax.Array,
     stop_at_first: bool | jax.Array,
 ) -> tuple[RunState, StepRecord]:
-    """One iteration of R runs: `ask_runs`, ONE evaluate_fn call on (R*K, n), `tell_runs`.
+    """One iteration of R runs: `ask_runs`, ONE evaluate_fn call on (R*K, n) (with its gradient when the strategy
+    `needs_gradient`: `value_and_gradient`), `tell_runs`.
 
     Args:
       strategy: the strategy.
       runs: RunState batched over R runs.
-      evaluate_fn: pure `rho (B, n) -> (scores (B,), valid (B,) bool)`, B = R*K; rho is clipped.
+      evaluate_fn: pure `rho (B, n) -> (scores (B,), valid (B,) bool)`, B = R*K; rho is clipped; differentiable
+        for a strategy that `needs_gradient`.
       threshold: adversarial iff valid and score < threshold.
       stop_at_first: a run stops after the iteration of its first adversarial.
     Returns:
       (runs, record); pure and `lax.scan`-friendly.
     """
     asked = ask_runs(strategy, runs)
-    scores, valid = evaluate_fn(asked.flat())
-    return tell_runs(strategy, runs, asked, scores, valid, threshold=threshold, stop_at_first=stop_at_first)
+    evaluated = (value_and_gradient(evaluate_fn) if strategy.needs_gradient else evaluate_fn)(asked.flat())
+    return tell_runs(strategy, runs, asked, *evaluated, threshold=threshold, stop_at_first=stop_at_first)
 
 
 def run(

@@ -35,6 +35,8 @@ class SearchConfig:
     checkpoint_every: int = 1
     max_saved_adversarials: int = 200
     progress: bool = True
+    estimate_failure_rate: bool = False
+    estimate_queries: int = 1000
 
     def check(self) -> None:
         """Raises ValueError naming the flag of the first bad value."""
@@ -47,7 +49,7 @@ class SearchConfig:
             raise ValueError(f"--strategy: a strategy is listed twice in {','.join(self.strategies)}")
         for flag, value in (("runs", self.runs), ("samples_per_iteration", self.samples_per_iteration),
                             ("max_iterations", self.max_iterations), ("supersample", self.supersample),
-                            ("checkpoint_every", self.checkpoint_every)):
+                            ("checkpoint_every", self.checkpoint_every), ("estimate_queries", self.estimate_queries)):
             if value < 1:
                 raise ValueError(f"--{flag}: must be >= 1, got {value}")
         for name in self.strategies:

@@ -71,10 +71,6 @@ class Progress(NamedTuple):
     finished: bool
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a search; the message says how far it got. Everything completed is on disk."""
-
-
 @dataclasses.dataclass
 class Watchdog:
     """Ends the process when one step takes `factor` x the slowest step measured so far, and at least `floor_s`
@@ -172,23 +168,49 @@ def compiled_step(setup: Setup, config: SearchConfig, name: str, strategy, data,
         step = jax.jit(lambda data, runs: search.step(strategy, runs, lambda rho: evaluation.apply(data, rho),
                                                       **options)).lower(data, runs).compile()
     else:
-        replicated = NamedSharding(evaluation.mesh, PartitionSpec())
         ask = jax.jit(lambda runs: (lambda a: (a, a.flat()))(search.ask_runs(strategy, runs))).lower(runs).compile()
         asked, flat = jax.eval_shape(lambda runs: (lambda a: (a, a.flat()))(search.ask_runs(strategy, runs)), runs)
-        evaluate = jax.jit(evaluation.apply, out_shardings=replicated).lower(
-            data, jax.ShapeDtypeStruct(flat.shape, flat.dtype, sharding=replicated)).compile()
-        scores = jax.ShapeDtypeStruct(flat.shape[:1], flat.dtype)
+        replicated, evaluate = sharded_evaluation(setup, data, flat, strategy.needs_gradient)
         tell = jax.jit(functools.partial(search.tell_runs, strategy, **options)).lower(
-            runs, asked, scores, jax.ShapeDtypeStruct(flat.shape[:1], bool)).compile()
+            runs, asked, *(jax.ShapeDtypeStruct(o.shape, o.dtype) for o in evaluate.out_info)).compile()
 
         def step(data, runs):
             asked, rho = ask(runs)
             # The evaluation's input is global (every process supplies the same replicated rho).
             result = evaluate(data, jax.make_array_from_process_local_data(replicated, np.asarray(rho)))
-            return tell(runs, asked, np.asarray(result.loss), np.asarray(result.valid))
+            return tell(runs, asked, *(np.asarray(x) for x in result))
 
     setup.cache[key] = step
     return step
+
+
+def check_differentiable(setup: Setup, data, name: str) -> None:
+    """Raises ValueError naming --strategy when the evaluation has no gradient for the white-box strategy `name`
+    (e.g. dlib's own code through a callback); traces one sample, compiles nothing."""
+    one = jax.ShapeDtypeStruct((1, setup.space.size), np.float32)
+    try:
+        jax.eval_shape(search.value_and_gradient(functools.partial(setup.evaluation.apply, data)), one)
+    except ValueError as e:
+        raise ValueError(f"--strategy={name}: needs the gradient of the score, which --recognizer="
+                         f"{setup.config.recognizer} does not give ({e})") from None
+
+
+def sharded_evaluation(setup: Setup, data, flat, gradient: bool):
+    """(replicated sharding, the evaluation compiled for `flat`'s (B, n) batch over the mesh: `(data, rho) ->
+    (loss, valid)`, or `(loss, valid, grads)` with `gradient` (`search.value_and_gradient`)), cached on the setup:
+    strategies with the same batch share one compilation."""
+    evaluation = setup.evaluation
+    key = ("sharded evaluation", flat.shape, gradient)
+    if key not in setup.cache:
+        replicated = NamedSharding(evaluation.mesh, PartitionSpec())
+
+        def evaluate(data, rho):
+            apply = functools.partial(evaluation.apply, data)
+            return search.value_and_gradient(apply)(rho) if gradient else tuple(apply(rho))
+
+        setup.cache[key] = replicated, jax.jit(evaluate, out_shardings=replicated).lower(
+            data, jax.ShapeDtypeStruct(flat.shape, flat.dtype, sharding=replicated)).compile()
+    return setup.cache[key]
 
 
 def place(evaluation, data, runs):
@@ -250,7 +272,7 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
                                   int(np.sum(host_runs.adversarials)),
                                   int(np.sum(record.counted)) * config.samples_per_iteration, False))
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after {iteration} iteration(s) of {name}; continue with --resume") from None
+        raise rundir.Interrupted(f"interrupted after {iteration} iteration(s) of {name}; continue with --resume") from None
     finally:  # also on Ctrl-C: keep what the completed iterations computed
         if saved != iteration and writer:
             save_checkpoint(checkpoint, runs, iteration, spent())
@@ -285,7 +307,7 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
     progress: optional callback receiving a `Progress` after every iteration. watchdog: optional `Watchdog` over
       every step. log: receives notes for the user (a complete run, a repaired event log).
     Raises ValueError naming the flag for bad configuration or a file-system failure (`report.rundir`), and
-    `Interrupted` on Ctrl-C.
+    `report.rundir.Interrupted` on Ctrl-C.
     """
     config.check()
     writer = devices.is_writer()
@@ -299,6 +321,9 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
         setup.evaluation_for(config.rescore_with)
     for name in config.transfer_to:
         setup.evaluation_for(name, flag="--transfer_to")
+    for name in config.strategies:  # a white-box strategy needs the score's gradient: fail before writing
+        if search.make(name, population_size=config.samples_per_iteration, **config.options(name)).needs_gradient:
+            check_differentiable(setup, setup.evaluation.data, name)
     if writer:
         rundir.create(output_dir, config.to_json(), flags_text, subdirectories=(CHECKPOINTS,))
         if resume:

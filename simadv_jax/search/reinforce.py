@@ -13,6 +13,16 @@ valid losses ("mean"), an exponential moving average of past batch means ("movin
 first batch initializes it), or 0 ("none"). sigma is fixed (sigma^2 = 0.05 as in the paper) unless
 `learn_sigma`. After each update mu is projected onto the box, so the policy stays centred where
 samples are evaluated. A batch without valid samples leaves the state unchanged.
+
+Options beyond the paper (off by default; the `reinforce_ranked` preset of the registry turns them on):
+  - fitness_shaping="centered_ranks": the losses are replaced by their centred ranks among the valid samples,
+    l_k -> rank_k / (K' - 1) - 1/2 in [-1/2, 1/2] (0 for K' = 1), so the step does not depend on the loss's
+    scale or outliers (as in OpenAI-ES);
+  - antithetic: samples come in mirrored pairs x = mu +- sigma eps (for an odd K the last one unpaired), which
+    cancels the estimate's odd-order noise;
+  - box_units: the policy lives in box-normalized coordinates z = (rho - centre) / (w_p / 2), the box being
+    [-1, 1]^n, so sigma2 is relative to each dimension's half-width (the paper's sigma^2 = 0.05 in paper units
+    is wider than a narrow band of yaw and narrower than a wide identity range).
 """
 from __future__ import annotations
 
@@ -27,13 +37,14 @@ from simadv_jax.search.base import Strategy
 
 BASELINES = ("mean", "moving_average", "none")
 MEAN_INITS = ("center", "random")
+FITNESS_SHAPINGS = ("none", "centered_ranks")
 
 
 @struct.dataclass
 class ReinforceState:
-    """mu: (n,) float32 policy mean. log_sigma: () float32. opt_state: optax state of
-    {"mu", "log_sigma"}. baseline: () float32 moving-average loss. has_baseline: () bool.
-    lows, highs: (n,) float32 box."""
+    """mu: (n,) float32 policy mean (box-normalized with box_units). log_sigma: () float32. opt_state: optax state
+    of {"mu", "log_sigma"}. baseline: () float32 moving-average loss. has_baseline: () bool.
+    lows, highs: (n,) float32 box (paper units)."""
 
     mu: jax.Array
     log_sigma: jax.Array
@@ -62,6 +73,15 @@ def policy_gradient(
     return g_mu, g_log_sigma
 
 
+def centered_ranks(scores: jax.Array, valid: jax.Array) -> jax.Array:
+    """(K,) losses -> (K,) their centred ranks among the valid ones, rank / (K' - 1) - 1/2 (lowest loss -1/2;
+    0 for a single valid sample, and for the invalid ones)."""
+    masked = jnp.where(valid, scores, jnp.inf)
+    ranks = jnp.argsort(jnp.argsort(masked)).astype(jnp.float32)  # invalid ones rank last
+    count = jnp.sum(valid)
+    return jnp.where(valid & (count > 1), ranks / jnp.maximum(count - 1, 1) - 0.5, 0.0)
+
+
 def reinforce(
     *,
     population_size: int,
@@ -72,6 +92,9 @@ def reinforce(
     baseline_decay: float = 0.9,
     mean_init: str = "center",
     learn_sigma: bool = False,
+    fitness_shaping: str = "none",
+    antithetic: bool = False,
+    box_units: bool = False,
 ) -> Strategy:
     """REINFORCE with a Gaussian policy.
 
@@ -84,6 +107,9 @@ def reinforce(
       baseline_decay: moving-average decay.
       mean_init: "center" (mu = box centre) or "random" (uniform in the box).
       learn_sigma: also follow the gradient for log sigma.
+      fitness_shaping: "none" (the paper's) or "centered_ranks" (module docstring).
+      antithetic: mirrored sample pairs.
+      box_units: the policy in box-normalized coordinates (sigma2 relative to each half-width).
     """
     if population_size < 1:
         raise ValueError(f"--samples_per_iteration: must be >= 1, got {population_size}")
@@ -93,14 +119,22 @@ def reinforce(
         raise ValueError(f"--strategy=reinforce: baseline must be one of {BASELINES}, got {baseline!r}")
     if mean_init not in MEAN_INITS:
         raise ValueError(f"--strategy=reinforce: mean_init must be one of {MEAN_INITS}, got {mean_init!r}")
+    if fitness_shaping not in FITNESS_SHAPINGS:
+        raise ValueError(f"--strategy=reinforce: fitness_shaping must be one of {FITNESS_SHAPINGS}, "
+                         f"got {fitness_shaping!r}")
     optimizer = optimizer if optimizer is not None else optax.adam(learning_rate)
     log_sigma0 = 0.5 * math.log(sigma2)
 
+    def policy_box(lows, highs):
+        """The box mu lives in: the paper's units, or [-1, 1]^n with box_units."""
+        return (-jnp.ones_like(lows), jnp.ones_like(highs)) if box_units else (lows, highs)
+
     def init(key, lows, highs):
+        low, high = policy_box(lows, highs)
         if mean_init == "center":
-            mu = (lows + highs) / 2
+            mu = (low + high) / 2
         else:
-            mu = jax.random.uniform(key, lows.shape, minval=lows, maxval=highs)
+            mu = jax.random.uniform(key, lows.shape, minval=low, maxval=high)
         log_sigma = jnp.asarray(log_sigma0, jnp.float32)
         return ReinforceState(
             mu=mu,
@@ -113,10 +147,21 @@ def reinforce(
         )
 
     def ask(key, state):
-        eps = jax.random.normal(key, (population_size,) + state.mu.shape)
-        return state.mu + jnp.exp(state.log_sigma) * eps, state
+        if antithetic:
+            half = jax.random.normal(key, ((population_size + 1) // 2,) + state.mu.shape)
+            eps = jnp.concatenate([half, -half])[:population_size]
+        else:
+            eps = jax.random.normal(key, (population_size,) + state.mu.shape)
+        x = state.mu + jnp.exp(state.log_sigma) * eps
+        if box_units:
+            x = (state.lows + state.highs) / 2 + (state.highs - state.lows) / 2 * x
+        return x, state
 
     def tell(state, rho, scores, valid):
+        if box_units:
+            rho = (rho - (state.lows + state.highs) / 2) / ((state.highs - state.lows) / 2)
+        if fitness_shaping == "centered_ranks":
+            scores = centered_ranks(scores, valid)
         any_valid = jnp.any(valid)
         batch_mean = jnp.sum(jnp.where(valid, scores, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
         if baseline == "mean":
@@ -133,7 +178,7 @@ def reinforce(
         decayed = baseline_decay * state.baseline + (1 - baseline_decay) * batch_mean
         running = jnp.where(state.has_baseline, decayed, batch_mean)
         new = state.replace(
-            mu=jnp.clip(params["mu"], state.lows, state.highs),
+            mu=jnp.clip(params["mu"], *policy_box(state.lows, state.highs)),
             log_sigma=params["log_sigma"],
             opt_state=opt_state,
             baseline=running,

@@ -7,21 +7,27 @@ that varies between reruns of the same configuration.
 
 `write_outputs` renders the saved adversarials, the grid and one run's sequence through the evaluation's own
 renderer (`Evaluation.images`: the crops that were scored), re-scores with `--rescore_with` through a second
-evaluation, and hands plain arrays and dicts to `simadv_jax.report`, which writes the files.
+evaluation, groups the adversarials into failure modes with `--stop_at_first=false` (`search.modes`), estimates
+the failure rate with `--estimate_failure_rate` (`search.estimate`), and hands plain arrays and dicts to
+`simadv_jax.report`, which writes the files.
 """
 from __future__ import annotations
 
 import os
 from typing import Any, Optional
 
+import jax
 import numpy as np
 
 from simadv_jax.report import images as report_images
 from simadv_jax.report.outputs import ADVERSARIALS_DIR, PairTile, RunSequence, write_search_report
+from simadv_jax.search import estimate
+from simadv_jax.search.modes import failure_modes
 
 SCHEMA_VERSION = 1
 GRID_PAIRS = 12
 SEQUENCE_FRAMES = 10
+ESTIMATE_STREAM = 0x5EED  # the failure-rate estimate's samples: fold_in(key(seed), ESTIMATE_STREAM)
 
 
 def _ratio(a: float, b: float) -> Optional[float]:
@@ -197,6 +203,27 @@ def transfer_matrix(setup, targets, rhos: np.ndarray, strategies: list[str]) -> 
     return {"targets": rescored, "matrix": matrix}
 
 
+def failure_rate(setup, config, events: dict, rhos: np.ndarray) -> dict:
+    """results.json's "failure_rate": P(adversarial) under the space's uniform distribution by importance sampling
+    around the search's adversarials `rhos` (A, n) and best samples (`search.estimate`), with its interval.
+
+    {"rate", "interval": [low, high], "confidence", "queries" (the estimate's own samples), "hits",
+    "search_queries", "centers", "uniform_equivalent_queries" (uniform samples for the same standard error)}.
+    """
+    evaluation, space = setup.evaluation, setup.space
+    lines = [line for name in config.strategies for line in events[name] if line["best"] is not None]
+    best_rho = np.asarray([line["best"]["rho"] for line in lines], np.float32).reshape(-1, space.size)
+    best_loss = np.asarray([evaluation.scenario.loss(line["scores"][line["best"]["k"]]) for line in lines])
+    centers = estimate.proposal_centers(rhos, best_rho, best_loss)
+    result = estimate.estimate_failure_rate(
+        lambda rho: evaluation.score_points(rho).adversarial, space.lows, space.highs, centers,
+        jax.random.fold_in(jax.random.key(config.seed), ESTIMATE_STREAM), config.estimate_queries)
+    return {"rate": result.rate, "interval": [result.low, result.high], "confidence": result.confidence,
+            "queries": result.queries, "hits": result.hits,
+            "search_queries": sum(len(line["scores"]) for name in config.strategies for line in events[name]),
+            "centers": len(centers), "uniform_equivalent_queries": round(result.effective_queries)}
+
+
 def best_curves(events: list[dict], runs: int, scenario) -> list[np.ndarray]:
     """Per run, the iteration's best (most adversarial) similarity per iteration."""
     curves = [dict() for _ in range(runs)]
@@ -233,8 +260,8 @@ def write_outputs(setup, config, output_dir: str, finals: dict, events: dict, co
     # Saved adversarials, numbered across strategies in order.
     found = [(name, entry) for name in config.strategies for entry in results["strategies"][name]["adversarials"]]
     saved = found[:config.max_saved_adversarials]
-    rhos = np.concatenate([adversarial_rhos(events[name]).reshape(-1, space.size)
-                           for name in config.strategies])[:len(saved)]
+    every = np.concatenate([adversarial_rhos(events[name]).reshape(-1, space.size) for name in config.strategies])
+    rhos = every[:len(saved)]
     pairs = evaluation.images(rhos)
     directory = os.path.join(output_dir, ADVERSARIALS_DIR)
     for index, ((name, entry), ref, probe) in enumerate(zip(saved, pairs.reference, pairs.probe)):
@@ -245,6 +272,14 @@ def write_outputs(setup, config, output_dir: str, finals: dict, events: dict, co
         results["rescore"] = rescore(setup, config.rescore_with, rhos, [name for name, _ in saved])
     if config.transfer_to and saved:
         results["transfer"] = transfer_matrix(setup, config.transfer_to, rhos, [name for name, _ in saved])
+    if not config.stop_at_first and found:
+        def similarity(rho):
+            scores = evaluation.score_points(rho)
+            return np.where(scores.valid, scores.similarity, np.nan)
+
+        results["failure_modes"] = failure_modes(space, found, every, similarity)
+    if config.estimate_failure_rate:
+        results["failure_rate"] = failure_rate(setup, config, events, every)
 
     # The grid: adversarial pairs first, then the best sample of runs that found none.
     grid = [PairTile(ref, probe, f"{name} run {e['run']}: {e['score']:.3f}", True)
