@@ -66,10 +66,17 @@ def _model(name: str):
     return jax.jit(tflite.graph_function(model)), tflite.params(model)
 
 
-def detector_logits(images: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(B, 128, 128, 3) float32 RGB in [-1, 1] -> (regressors (B, 896, 16), score logits (B, 896, 1))."""
-    apply, params = _model(DETECTOR_FILE)
-    return apply(params, images)
+def detector_params():
+    """BlazeFace's weights (a pytree of arrays; raises FileNotFoundError naming the fetch command when the model
+    is not fetched)."""
+    return _model(DETECTOR_FILE)[1]
+
+
+def detector_logits(images: jax.Array, params=None) -> tuple[jax.Array, jax.Array]:
+    """(B, 128, 128, 3) float32 RGB in [-1, 1] -> (regressors (B, 896, 16), score logits (B, 896, 1)); params:
+    `detector_params()` passed as traced data (default: the cached weights as constants)."""
+    apply, weights = _model(DETECTOR_FILE)
+    return apply(weights if params is None else params, images)
 
 
 def landmark_outputs(crops: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -78,27 +85,38 @@ def landmark_outputs(crops: jax.Array) -> tuple[jax.Array, jax.Array]:
     return apply(params, crops)
 
 
-def decode(regressors: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode(regressors, logits, xp=np) -> tuple:
     """One image's raw outputs -> (scores (896,), boxes (896, 4) x0 y0 x1 y1, keypoints (896, 6, 2)), all in
-    [0, 1] of the 128x128 input."""
+    [0, 1] of the 128x128 input. xp: numpy (host, float64) or jax.numpy (traced, float32)."""
     centre = anchors()
-    raw = np.asarray(regressors, np.float64) / DETECTOR_SIZE
+    dtype = np.float64 if xp is np else jnp.float32
+    raw = xp.asarray(regressors, dtype) / DETECTOR_SIZE
     xy = raw[:, 0:2] + centre
     half = raw[:, 2:4] / 2
     keypoints = raw[:, 4:16].reshape(-1, 6, 2) + centre[:, None]
-    scores = 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, np.float64)[:, 0], -100, 100)))
-    return scores, np.concatenate([xy - half, xy + half], axis=-1), keypoints
+    scores = 1.0 / (1.0 + xp.exp(-xp.clip(xp.asarray(logits, dtype)[:, 0], -100, 100)))
+    return scores, xp.concatenate([xy - half, xy + half], axis=-1), keypoints
 
 
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.prod(boxes[..., 2:] - boxes[..., :2], axis=-1)
+def _area(boxes, xp=np):
+    return xp.prod(boxes[..., 2:] - boxes[..., :2], axis=-1)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(4,), (N, 4) x0 y0 x1 y1 -> (N,) intersection over union."""
-    lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    return inter / np.maximum(_area(box) + _area(boxes) - inter, 1e-12)
+def _iou(box, boxes, xp=np):
+    """(4,), (N, 4) x0 y0 x1 y1 -> (N,) intersection over union (xp: numpy or jax.numpy)."""
+    lo, hi = xp.maximum(box[:2], boxes[:, :2]), xp.minimum(box[2:], boxes[:, 2:])
+    inter = xp.prod(xp.clip(hi - lo, 0, None), axis=-1)
+    return inter / xp.maximum(_area(box, xp) + _area(boxes, xp) - inter, 1e-12)
+
+
+def best_face(regressors: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Traced: one image's raw outputs -> (score (), box (4,) x0 y0 x1 y1 in [0, 1] of the input) of the best
+    detection as `weighted_nms` keeps it first (the best anchor's score-weighted group of every detection with
+    score >= MIN_SCORE overlapping it by IoU > NMS_IOU); a face is found iff score >= MIN_SCORE."""
+    scores, boxes, _ = decode(regressors, logits, jnp)
+    top = jnp.argmax(scores)
+    weight = jnp.where((_iou(boxes[top], boxes, jnp) > NMS_IOU) & (scores >= MIN_SCORE), scores, 0.0)
+    return scores[top], (boxes * weight[:, None]).sum(0) / jnp.maximum(weight.sum(), 1e-12)
 
 
 def weighted_nms(scores, boxes, keypoints) -> list[tuple[float, np.ndarray, np.ndarray]]:
@@ -177,12 +195,24 @@ def _scaling(factor: float) -> np.ndarray:
     return np.array([[factor, 0, 0], [0, factor, 0]], np.float32)
 
 
+def _whole_image_input(image: jax.Array) -> jax.Array:
+    """(S, S, 3) float32 RGB [0, 1] square image -> (128, 128, 3) detector input in [-1, 1] (bilinear resize)."""
+    return warp(image, jnp.asarray(_scaling(image.shape[0] / DETECTOR_SIZE)), DETECTOR_SIZE) * 2.0 - 1.0
+
+
 def count_faces(images: np.ndarray) -> np.ndarray:
     """(N, S, S, 3) uint8 square images -> (N,) int faces BlazeFace finds in each (one batched call)."""
-    to_source = jnp.asarray(_scaling(images.shape[1] / DETECTOR_SIZE))
-    small = jax.vmap(lambda im: warp(im, to_source, DETECTOR_SIZE))(jnp.asarray(images, jnp.float32) / 255.0)
-    regressors, logits = detector_logits(small * 2.0 - 1.0)
+    regressors, logits = detector_logits(jax.vmap(_whole_image_input)(jnp.asarray(images, jnp.float32) / 255.0))
     return np.array([len(weighted_nms(*decode(r, l))) for r, l in zip(np.asarray(regressors), np.asarray(logits))])
+
+
+def face_box(params, image: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Traced: (S, S, 3) float32 RGB [0, 1] square image -> (score (), box (4,) x0 y0 x1 y1 in image pixels,
+    continuous coordinates) of the best face BlazeFace finds in the whole image (`best_face`; as `count_faces`
+    sees it). params: `detector_params()`."""
+    regressors, logits = detector_logits(_whole_image_input(image)[None], params)
+    score, box = best_face(regressors[0], logits[0])
+    return score, box * image.shape[0]
 
 
 def landmark_crop(detection: Detection) -> np.ndarray:

@@ -106,17 +106,19 @@ class DlibNetwork:
         return sum(int(t.size) for t in self.tensors)
 
 
-class _Reader:
-    """Sequential reader over the file bytes; every failure names the file and byte offset."""
+class Reader:
+    """Sequential reader over the bytes of a dlib file; every failure names the file, the byte offset and the file
+    kind `expected` (also used for `shape_predictor_5_face_landmarks.dat`, `simadv_jax.recognizers.shape_predictor`)."""
 
-    def __init__(self, data: bytes, path: str):
+    def __init__(self, data: bytes, path: str, expected: str = "dlib_face_recognition_resnet_model_v1.dat"):
         self.data = data
         self.path = path
+        self.expected = expected
         self.pos = 0
 
     def fail(self, message: str) -> DlibFormatError:
         return DlibFormatError(f"{self.path}: {message} (at byte {self.pos} of {len(self.data)}); "
-                               "not a valid dlib_face_recognition_resnet_model_v1.dat")
+                               f"not a valid {self.expected}")
 
     def int(self, what: str) -> int:
         try:
@@ -235,7 +237,7 @@ def _default_padding(kernel: int, stride: int) -> int:
 class _Parser:
     """Reads layer details, tracking the channel count flowing up the network."""
 
-    def __init__(self, reader: _Reader):
+    def __init__(self, reader: Reader):
         self.r = reader
         self.channels = 3
         self.shortcut_channels: list[int] = []  # channels at each tag1, for add_prev
@@ -347,7 +349,7 @@ def read_network(path: str | os.PathLike) -> DlibNetwork:
             data = f.read()
     except OSError as e:
         raise DlibFormatError(f"{path}: cannot read dlib network file: {e.strerror}") from None
-    r = _Reader(data, path)
+    r = Reader(data, path)
 
     r.expect_int("loss layer version", (1,))
     r.name("loss layer name", ("loss_metric_2",))

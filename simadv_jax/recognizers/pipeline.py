@@ -1,0 +1,101 @@
+"""dlib's deployed face pipeline on a rendered photo as one pure JAX function (`acquire`): a face box -> dlib's face
+rectangle -> the 5-point shape predictor -> dlib's 150x150 chip (`get_face_chip(img, shape, 150, 0.25)`), the way
+`face_recognition` runs dlib (face detector, `pose_predictor_5_point`, `compute_face_descriptor`).
+
+The box comes from BlazeFace (`detectors.face_box`; the face is acquired iff its score >= detectors.MIN_SCORE)
+when its model is fetched, else from the box of the head's projected landmarks (always acquired). A fixed
+calibration turns either box into the rectangle dlib's CNN face detector would give (`mmod_human_face_detector`,
+the detector the shape predictor is run after): centre = box centre + offset x the box's side, square side = ratio
+x the box's side (BLAZEFACE_TO_DLIB: the box's width; LANDMARKS_TO_DLIB: the larger side of the landmarks' box);
+the rectangle is rounded to integer pixels as dlib's detector reports it. Fitted against dlib's CNN detector (a
+detector, not the recognizer): BlazeFace on the 20 faces where both detectors found one in the fetched photos
+(10 faces at full and half size); the landmarks' box on 40 frontal renders of the embedded head.
+
+Coordinates: boxes and landmarks in the simulator's continuous pixels (pixel (i, j) centred at (j + 0.5, i + 0.5));
+dlib's rectangles and parts put pixel centres at integers (continuous - 0.5).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from simadv_jax.recognizers import detectors, shape_predictor
+from simadv_jax.recognizers.detectors import warp
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+# (centre offset x, centre offset y, side), in units of the box's side (see the module docstring).
+BLAZEFACE_TO_DLIB = (-0.071, -0.096, 0.994)
+LANDMARKS_TO_DLIB = (-0.055, -0.18, 1.02)
+
+
+@struct.dataclass
+class Acquisition:
+    """The pipeline's models as traced data: predictor, the ShapePredictor arrays; detector, BlazeFace's weights
+    (`detectors.detector_params()`), or None for the box of the projected landmarks."""
+
+    predictor: Any
+    detector: Any = None
+
+    @property
+    def box_source(self) -> str:
+        return "blazeface" if self.detector is not None else "landmarks"
+
+
+def load_acquisition() -> Acquisition:
+    """The installed shape predictor, with BlazeFace when its model is fetched (`python -m launch.fetch_models`)."""
+    try:
+        detector = detectors.detector_params()
+    except FileNotFoundError:
+        detector = None
+    return Acquisition(shape_predictor.load(), detector)
+
+
+class Acquired(NamedTuple):
+    """chip: (150, 150, 3) float32 RGB in [0, 1]; acquired: () bool; parts: (5, 2) dlib's integer parts (dlib
+    pixels); rect: (4,) dlib's rectangle left, top, right, bottom."""
+
+    chip: jax.Array
+    acquired: jax.Array
+    parts: jax.Array
+    rect: jax.Array
+
+
+def dlib_rect(box: jax.Array, side: jax.Array, calibration) -> jax.Array:
+    """Continuous box (4,) x0 y0 x1 y1 and its reference side () -> dlib's integer rectangle (4,)."""
+    dx, dy, ratio = calibration
+    centre = (box[:2] + box[2:]) / 2 - 0.5 + jnp.stack([dx, dy]) * side
+    half = ratio * side / 2
+    return jnp.rint(jnp.concatenate([centre - half, centre + half]))
+
+
+def face_rect(acquisition: Acquisition, image: jax.Array, landmarks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(dlib rectangle (4,), acquired ()) of the face in `image` (S, S, 3) [0, 1] whose projected landmarks are
+    (L, 2) continuous pixels."""
+    if acquisition.detector is None:
+        box = jnp.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)])
+        return dlib_rect(box, jnp.max(box[2:] - box[:2]), LANDMARKS_TO_DLIB), jnp.ones((), bool)
+    score, box = detectors.face_box(acquisition.detector, image)
+    return dlib_rect(box, box[2] - box[0], BLAZEFACE_TO_DLIB), score >= detectors.MIN_SCORE
+
+
+def chip(image: jax.Array, parts: jax.Array) -> jax.Array:
+    """dlib's (150, 150, 3) face chip of `image` (H, W, 3) for 5 parts (5, 2) in dlib pixels, bilinear (dlib rounds
+    its chip down to 8 bits; this one stays float)."""
+    to_image = shape_predictor.chip_transform(parts, CHIP_SIZE, CHIP_PADDING)
+    # warp takes continuous coordinates on both sides: p_continuous = p_dlib + 0.5.
+    shift = to_image[:, 2] + 0.5 - to_image[:, :2] @ jnp.full(2, 0.5)
+    return warp(image, jnp.concatenate([to_image[:, :2], shift[:, None]], axis=1), CHIP_SIZE)
+
+
+def acquire(acquisition: Acquisition, image: jax.Array, landmarks: jax.Array) -> Acquired:
+    """The pipeline on one rendered photo (pure; vmap over images): `image` (S, S, 3) float32 RGB in [0, 1],
+    `landmarks` (L, 2) its projected landmarks (continuous pixels, used only without a detector). The predictor
+    sees the photo's 8-bit grey values, as from a file."""
+    rect, acquired = face_rect(acquisition, image, landmarks)
+    grey = shape_predictor.intensity(jnp.rint(jnp.clip(image, 0.0, 1.0) * 255.0))
+    parts = shape_predictor.predict(acquisition.predictor, grey, rect)
+    return Acquired(chip(image, parts), acquired, parts, rect)
