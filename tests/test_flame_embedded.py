@@ -246,7 +246,8 @@ def test_jaw_parts_the_lips_into_a_closed_mouth(model, forward):
     rows, cols = (np.clip(t.ravel() * size, 0, size - 1).astype(int) for t in (1.0 - uv[..., 1], uv[..., 0]))
     texels = np.asarray(texture_model.mean)[rows, cols]
     assert np.mean(texels.mean(1) < 0.25) > 0.5 and np.any(texels.min(1) > 0.55)  # cavity and teeth
-    assert np.linalg.norm(texels - np.asarray(texture_model.mean)[64, 40], axis=1).min() > 0.1  # not the cheek
+    cheek = np.asarray(texture_model.mean)[size // 2, size * 5 // 16]
+    assert np.linalg.norm(texels - cheek, axis=1).min() > 0.1  # not the cheek
     assert np.all(np.asarray(texture_model.basis)[rows, cols] == 0)
 
 
@@ -389,23 +390,25 @@ def test_uv_layout(model):
 
 def test_texture_model(model):
     texture_model = embedded.embedded_texture()
-    assert texture_model.is_uv and texture_model.mean.shape == (128, 128, 3)
-    assert texture_model.num_components >= 30 and np.all(np.asarray(texture_model.std) > 0)
+    size = 256
+    assert texture_model.is_uv and texture_model.mean.shape == (size, size, 3)
+    assert texture_model.num_components >= 40 and np.all(np.asarray(texture_model.std) > 0)
     np.testing.assert_allclose(np.abs(np.asarray(texture_model.basis)).max(axis=(0, 1, 2)), 1.0, atol=1e-6)
     mean = np.asarray(texture_model.mean)
     assert 0 <= mean.min() and mean.max() <= 1
-    cheek = mean[64, 40]  # below the eye line, left of the nose
+    cheek_texel = size // 2, size * 5 // 16  # below the eye line, left of the nose
+    cheek = mean[cheek_texel]
     assert cheek[0] > cheek[2] and 0.3 < cheek.mean() < 0.7  # skin, reddish, medium tone
     # Component 0 is the skin tone: -2 sigma is very dark, +2 sigma very light.
     def cheek_at(tone):
         coefficients = np.zeros(texture_model.num_components, np.float32)
         coefficients[0] = tone
-        return np.asarray(flame.albedo(texture_model, coefficients))[64, 40]
+        return np.asarray(flame.albedo(texture_model, coefficients))[cheek_texel]
 
     dark, light = cheek_at(-2.0), cheek_at(2.0)
     assert dark.mean() < 0.3 and light.mean() > 0.65
     albedo = flame.albedo(texture_model, 2.0 * np.ones(texture_model.num_components))
-    assert albedo.shape == (128, 128, 3) and np.all(np.isfinite(albedo))
+    assert albedo.shape == (size, size, 3) and np.all(np.isfinite(albedo))
 
 
 def test_eyeball_texture_pupil_iris_sclera(model, parts):

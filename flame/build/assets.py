@@ -26,10 +26,8 @@ TEXTURE_FILE = os.path.basename(TEXTURE_PATH)
 HASH_FILE = "SHA256SUMS"
 NAME = "simadv_embedded_head"
 LICENSE = "Apache-2.0"
-# Stored in both assets: kept word for word (it names the geometry code's file before it became flame/build/), so
-# that a rebuild reproduces the committed bytes.
-SOURCE = ("procedural geometry (flame/_head_geometry.py); albedo from procedural painting and the luminance "
-          "statistics of 100 LFW face crops in scikit-image's skimage/data/lfw_subset.npy")
+SOURCE = ("procedural geometry and painting (flame/build/); albedo modulated by the luminance statistics of 100 LFW "
+          "face crops in scikit-image's skimage/data/lfw_subset.npy")
 LFW_MEMBER = "skimage/data/lfw_subset.npy"
 
 

@@ -24,6 +24,8 @@ _ROUNDNESS = np.array([0.65, 1.0, 0.7])  # superellipsoid exponents per axis (1:
 _HAIR_THICKNESS = 0.01  # metres the hair stands off the scalp
 _NECK_LENGTH = 0.12  # metres the bottom pole is drawn down
 _SOCKET_GAP = 0.001
+EAR = (0.0, -0.014)  # (y, z) of the ear's centre on the side of the head, metres
+EAR_SIZE = (0.021, 0.012)  # its half height and half depth (Gaussian widths), metres
 _LID_GAP = 0.001
 
 
@@ -95,12 +97,14 @@ def _face_relief(x, y):
 
 
 def _ears(dirs, base):
-    """Outward (x) offset (..., ) of the ears on the sides of the head, metres: a flap with a rim."""
-    side = ramp((np.abs(dirs[..., 0]) - 0.75) / 0.15)
+    """Outward (x) offset (..., ) of the ears on the sides of the head, metres: a flap (~6 cm tall, standing out
+    most at its back edge) with a rolled rim (the helix; the texture paints the hollow inside it)."""
+    side = ramp((np.abs(dirs[..., 0]) - 0.72) / 0.15)
     y, z = base[..., 1], base[..., 2]
-    flap = gauss(y, z, 0.0, -0.012, 0.024, 0.013)
-    rim = gauss(np.hypot((y - 0.0) / 0.024, (z + 0.012) / 0.013), 0.0, 0.85, 0.0, 0.15, 1.0)
-    return np.sign(dirs[..., 0]) * side * (0.014 * flap + 0.005 * rim)
+    flap = gauss(y, z, EAR[0], EAR[1], EAR_SIZE[0], EAR_SIZE[1]) * (1.0 + 0.5 * ramp((EAR[1] - z) / 0.012))
+    rho = np.hypot((y - EAR[0]) / EAR_SIZE[0], (z - EAR[1]) / EAR_SIZE[1])
+    rim = np.exp(-0.5 * ((rho - 0.95) / 0.2) ** 2)
+    return np.sign(dirs[..., 0]) * side * (0.015 * flap + 0.005 * rim)
 
 
 def _smooth_max(a, b, eps=0.0005):
@@ -169,7 +173,7 @@ def template_points(dirs):
     base = _face_surface(dirs)
     lids, sockets = _eyelids(base, ramp(dirs[..., 2] / 0.5))
     base[..., 2] = lids - sockets.sum(0)
-    base += dirs * (_HAIR_THICKNESS * hair_mask(base))[..., None]
+    base += dirs * (_HAIR_THICKNESS * hair_mask(base, edge=0.015))[..., None]
     base[..., 0] += _ears(dirs, base)
     neck = neck_weight(dirs)
     base[..., 0] *= 1.0 + 0.9 * neck
@@ -178,12 +182,23 @@ def template_points(dirs):
     return base
 
 
-def hair_mask(points):
-    """(...,) 1 where the scalp is covered by hair, 0 on the face, ears and neck, for head points (..., 3)."""
+def hair_mask(points, edge=0.006):
+    """(...,) 1 where the scalp is covered by hair, 0 on the face, ears and neck, for head points (..., 3): a
+    hairline across the forehead, down the temples to sideburns in front of the ear, over the top of the ear and
+    down behind it to the nape; `edge`: the width (metres) of its soft edge."""
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
     sides = ramp((np.abs(x) - 0.045) / 0.025) * ramp((0.05 - z) / 0.04)
-    hairline = 0.078 - 0.045 * sides - 0.13 * ramp((0.01 - z) / 0.06)
-    return ramp((y - hairline) / 0.012 + 0.5)
+    # On the side: a sideburn down to the ear's middle in front of it, an arc around its top, the nape behind it.
+    around = np.clip((z - EAR[1]) / (EAR_SIZE[1] + 0.012), -1.0, 1.0)
+    over_ear = EAR[0] + (1.6 * EAR_SIZE[0] + 0.008) * np.sqrt(1.0 - around**2)
+    sideburn = ramp((z - EAR[1] - EAR_SIZE[1] - 0.008) / 0.01) * ramp((EAR[1] + EAR_SIZE[1] + 0.04 - z) / 0.012)
+    temple = ramp((z - EAR[1] - EAR_SIZE[1] - 0.03) / 0.015)
+    behind = ramp((EAR[1] - EAR_SIZE[1] - 0.006 - z) / 0.015)
+    side_line = np.minimum(over_ear, (1.0 - behind) * 0.05 + behind * (EAR[0] - 0.075))
+    side_line = side_line * (1.0 - sideburn) + sideburn * (EAR[0] - 0.005)
+    side_line = side_line * (1.0 - temple) + temple * 0.05
+    hairline = (1.0 - sides) * (0.078 - 0.13 * ramp((0.01 - z) / 0.06)) + sides * side_line
+    return ramp((y - hairline) / edge + 0.5)
 
 
 def neck_weight(dirs):

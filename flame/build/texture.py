@@ -2,18 +2,22 @@
 
 The map is painted at the exact surface point of every texel (`common.uv_to_directions` and
 `surface.template_points`):
-  * mean: skin (medium tone), hair cap, brows, lips, lash line and the eye sockets (seen only at the lid rims),
-    modulated inside the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
+  * mean: skin (medium tone) with pores and mottling, a hair cap with strands (a hairline across the forehead, down
+    to sideburns, around the ears and down to the nape: `surface.hair_mask`), brows with strands, lips, lash line,
+    the ears (shadowed hollow inside a lit rim) and the eye sockets (seen only at the lid rims), modulated inside
+    the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
   * the eyeballs (`eyes.EYE_UV_*`, a strip of the hidden bottom cap's texels, painted by the angle from
     the front pole): pupil, iris with a dark limbus, sclera; only the iris colour component changes them;
-  * 15 designed components (skin tone from very light to very dark, LFW-independent colour and feature
-    variation: redness, olive, brows, lips, iris colour, hair, stubble, freckles, eye shadow, blush, hairline,
-    lash line) interleaved with 18 mirror-symmetric principal components (std x _FACE_GAIN) of the real faces'
-    luminance patterns (real variation of eyes, brows, nose, mouth and face shape as they appear in photographs),
-    33 in all;
+  * 26 designed components (skin tone from very light to very dark, redness, olive; brow lightness, thickness,
+    height and arch; hair colour black -> brown, blond, grey, hairline height; full beard, moustache, stubble; lip
+    redness, lightness and fullness; iris colour; freckles, moles, forehead wrinkles, age folds, dark circles, eye
+    shadow, blush, lash line), LFW-independent, interleaved with 18 mirror-symmetric principal components
+    (std x _FACE_GAIN) of the real faces' luminance patterns (real variation of eyes, brows, nose, mouth and face
+    shape as they appear in photographs), 44 in all;
   * the mouth interior (`mouth.MOUTH_UV_*`, the hidden back of the neck's bottom cap elsewhere):
     upper and lower teeth behind the lips, a dark red cavity between them; no component changes it;
-  * every component has unit max |basis| and its std in albedo units (coefficients in standard deviations).
+  * every component has unit max |basis| (stored on a 2^-10 grid, `_quantized`) and its std in albedo units
+    (coefficients in standard deviations).
 The real faces: 100 LFW face crops (25x25 grey) shipped as `skimage/data/lfw_subset.npy` with scikit-image, and
 their mirror images. A crop maps onto the face by an affine fit of its mean eye and mouth positions to the head's.
 """
@@ -26,9 +30,10 @@ from flame.build import eyes, mouth, surface
 from flame.build.common import APERTURE, EYE, MOUTH_Y, gauss, ramp, uv_to_directions
 from flame.model import TextureModel
 
-SIZE = 128  # texels per side
+SIZE = 256  # texels per side
 NUM_FACE_PCS = 18
-_FACE_GAIN = 1.4  # the LFW components' std x this: the 25x25 crops are blurred, their contrast underestimated
+_BASIS_STEP = 2.0**-10  # basis values are stored on this grid (`_quantized`)
+_FACE_GAIN = 1.8  # the LFW components' std x this: the 25x25 crops are blurred, their contrast underestimated
 # Where the features of the mean LFW crop lie, in crop units (0..1, x right, y down).
 _CROP_EYE_X = (0.34, 0.66)
 _CROP_EYE_Y = 0.38
@@ -50,6 +55,31 @@ def _disc(x, y, cx, cy, rx, ry, edge=0.25):
     """Soft-edged filled ellipse: 1 inside, 0 outside, a smooth edge `edge` (relative radius) wide."""
     r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
     return ramp((1.0 - r) / edge + 0.5)
+
+
+def _brows(x, y, lift=0.0, arch=0.004, thickness=0.0035, length=0.020):
+    """Both brows as a soft mask: arcs over the eyes, `lift` metres up, the ends `arch` metres below the middle."""
+    ax = np.abs(x)
+    return np.maximum.reduce([_disc(x, y, s * 0.033, 0.047 + lift - arch * ((ax - 0.033) / 0.02) ** 2, length,
+                                    thickness) for s in (1.0, -1.0)])
+
+
+def _strands(rng, shape, along, across):
+    """Hair-like noise (unit std): white noise blurred `along` texels down the rows and `across` along them."""
+    field = ndimage.gaussian_filter(rng.normal(size=shape), (along, across), mode="wrap")
+    return field / field.std()
+
+
+def _spots(rng, x, y, count, radius):
+    """`count` small round spots (soft discs of `radius` metres) at random places on the face (front view)."""
+    centres = np.stack([rng.uniform(-0.05, 0.05, count), rng.uniform(-0.09, 0.05, count)], -1)
+    return np.maximum.reduce([_disc(x, y, cx, cy, radius, radius, edge=0.8) for cx, cy in centres])
+
+
+def _quantized(basis):
+    """`basis` rounded to multiples of _BASIS_STEP: the .npz compresses ~3x better; the albedo changes by at most
+    std * _BASIS_STEP / 2 per component (< 1e-4 at the largest std)."""
+    return np.round(basis / _BASIS_STEP) * _BASIS_STEP
 
 
 def _texel_points():
@@ -122,13 +152,15 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     rng = np.random.default_rng(20240605)
 
     face = front * _disc(x, y, 0.0, -0.025, 0.056, 0.085, edge=0.6)
-    hair = ndimage.gaussian_filter(surface.hair_mask(points), 1.5, mode=("nearest", "wrap"))
+    hair = ndimage.gaussian_filter(surface.hair_mask(points), 2.0, mode=("nearest", "wrap"))
     hair_band = surface.hair_mask(points + np.array([0.0, 0.012, 0.0])) - hair
-    brows = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047 - 0.004 * ((ax - 0.033) / 0.02) ** 2,
-                                             0.020, 0.0035) for s in (1.0, -1.0)])
-    brows_wide = front * np.maximum.reduce([_disc(x, y, s * 0.033, 0.047, 0.024, 0.0065) for s in (1.0, -1.0)])
+    brows = front * _brows(x, y)
+    brows_wide = front * _brows(x, y, thickness=0.0065, length=0.024)
+    brows_up = front * _brows(x, y, lift=0.004)
+    brows_arched = front * _brows(x, y, arch=0.009)
     lip_shape = 0.008 * (1.0 - (x / 0.026) ** 2)
     lips = front * ramp((lip_shape - np.abs(y - m)) / 0.002) * (ax < 0.026)
+    lips_full = front * ramp((1.4 * lip_shape - np.abs(y - m)) / 0.002) * (ax < 0.028)
     lip_line = front * gauss(x, y, 0.0, m, 0.02, 0.0008)
     ax_, ay_ = APERTURE
     # The socket inside each lid aperture (behind the eyeball; seen only at its rim) and the lash line on the upper
@@ -144,6 +176,12 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     cheeks = front * np.maximum.reduce([gauss(x, y, s * 0.045, -0.02, 0.015, 0.013) for s in (1.0, -1.0)])
     beard = front * ramp((0.0 - y) / 0.02) * ramp((y + 0.115) / 0.01) * ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
     beard = beard * (1.0 - _disc(x, y, 0.0, -0.02, 0.02, 0.03))
+    # A full beard: jaw, chin and cheeks below the cheekbones, sideburns down to it; a moustache over the upper lip.
+    side = ramp((ax - 0.06) / 0.01) * ramp((z - surface.EAR[1] - 0.014) / 0.006)
+    full_beard = ramp((-0.03 - y + 0.012 * ramp((ax - 0.02) / 0.03)) / 0.012) * ramp((y + 0.13) / 0.01)
+    full_beard = np.maximum(front, side) * full_beard * (1.0 - lips) * (1.0 - _disc(x, y, 0.0, -0.04, 0.015, 0.012))
+    moustache = front * _disc(x, y, 0.0, m + 0.011, 0.026, 0.0055) * (1.0 - lips) * (1.0 - _disc(
+        x, y, 0.0, -0.031, 0.012, 0.005))
 
     mean_pattern, patterns = _face_patterns(lfw_faces)
     rows, cols = _crop_coordinates(x, y)
@@ -152,19 +190,28 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     def paint(base, mask, colour):
         return base * (1.0 - mask[..., None]) + mask[..., None] * np.asarray(colour)
 
-    skin = np.broadcast_to(_SKIN, x.shape + (3,)) * luminance[..., None]
-    mean = paint(skin, hair, _HAIR)
+    # Skin detail (pores, mottling) and hair and brow strands, in the mean.
+    detail = 1.0 + 0.03 * _noise(rng, x.shape, 1.0) + 0.025 * _noise(rng, x.shape, 6.0)
+    strands = 1.0 + 0.3 * _strands(rng, x.shape, 3.0, 0.8)
+    skin = np.broadcast_to(_SKIN, x.shape + (3,)) * (luminance * detail)[..., None]
+    mean = paint(skin, hair, _HAIR * strands[..., None])
     mean = paint(mean, lips, _LIPS * luminance[..., None])
     mean = paint(mean, lip_line, _LIPS * 0.5)
-    mean = paint(mean, brows, _BROW)
+    mean = paint(mean, brows, _BROW * strands[..., None])
     mean = paint(mean, lashes, _BROW * 0.6)
     mean = paint(mean, socket, _SOCKET)
     mean = paint(mean, strip, _SCLERA * (1.0 - 0.25 * ramp((polar - 0.9) / 0.6))[..., None])
     mean = paint(mean, iris, _IRIS)
     mean = paint(mean, limbus, _IRIS * 0.4)
     mean = paint(mean, pupil, (0.03, 0.03, 0.03))
-    ears = ramp((ax - 0.08) / 0.006) * gauss(y, z, 0.0, -0.012, 0.016, 0.009) * (1.0 - hair)
-    mean = paint(mean, ears, _SKIN * 0.6)  # the shadowed hollow of the ear
+    # The ear: the hollow inside the helix (concha, in front of the canal) in shadow, the helix's rim lit.
+    ey_, ez_ = surface.EAR
+    sy_, sz_ = surface.EAR_SIZE
+    on_ear = ramp((ax - 0.075) / 0.006) * (1.0 - hair)
+    ear_rho = np.hypot((y - ey_) / sy_, (z - ez_) / sz_)
+    hollow = on_ear * ramp((0.8 - ear_rho) / 0.3) * (0.3 + 0.7 * gauss(y, z, ey_ - 0.005, ez_ + 0.003, 0.008, 0.005))
+    mean = paint(mean, hollow, _SKIN * 0.65)
+    mean = paint(mean, on_ear * np.exp(-0.5 * ((ear_rho - 0.95) / 0.12) ** 2), _SKIN * np.array([1.08, 0.98, 0.95]))
     nostrils = front * np.maximum.reduce([_disc(x, y, s * 0.0075, -0.030, 0.0035, 0.0018) for s in (1.0, -1.0)])
     mean = paint(mean, nostrils, _SKIN * 0.55)
     # The mouth bag: u runs from the upper lip (0 at MOUTH_UV_U[0]) through the pocket to the lower lip (1).
@@ -179,32 +226,54 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     skin_mask = (1.0 - hair) * (1.0 - np.maximum.reduce([brows, socket, lashes]))
     eye_free = 1.0 - socket
 
-    stubble = beard * np.clip(_noise(rng, x.shape, 0.4) + 1.0, 0.0, None)
-    freckles = front * (cheeks + gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 0.7) - 1.2,
+    stubble = beard * np.clip(_noise(rng, x.shape, 0.8) + 1.0, 0.0, None)
+    freckles = front * (cheeks + gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 1.0) - 1.2,
                                                                                    0.0, None)
+    whiskers = 1.0 + 0.25 * _strands(rng, x.shape, 1.5, 0.6)
+    moles = front * _spots(rng, x, y, 6, 0.0018) * eye_free * (1.0 - lips)
+    forehead = front * gauss(x, y, 0.0, 0.065, 0.035, 0.012) * (1.0 - hair)
+    lines = forehead * (0.5 - 0.5 * np.cos(2.0 * np.pi * (y - 0.002 * np.cos(x / 0.02)) / 0.007))
+    folds = (gauss(ax - 0.022 - 0.3 * (y + 0.035), y, 0.0, -0.04, 0.0025, 0.012)  # nasolabial folds
+             + 0.6 * gauss(ax, y, ex + 0.017, ey, 0.004, 0.006)  # crow's feet
+             + 0.6 * gauss(ax, y, ex, ey - 0.011, 0.010, 0.0025))  # lower lid folds
+    folds = front * folds * (1.0 - socket)
+    dark_circles = front * np.maximum.reduce([gauss(x, y, s * ex, ey - 0.009, 0.011, 0.005) for s in (1.0, -1.0)])
     iris_colour = 0.12 * (iris * (1.0 - pupil))[..., None] * np.array([0.05, 0.6, 1.0])
+    brow_colour = _BROW - _SKIN
     designed = [  # each component at +1 standard deviation, in albedo units
         0.13 * (skin_mask * luminance)[..., None] * np.array([1.0, 0.95, 0.88]),  # skin tone
-        0.05 * brows[..., None] * np.ones(3),  # brow lightness
+        0.08 * brows[..., None] * np.ones(3),  # brow lightness
+        0.09 * hair[..., None] * np.array([1.0, 0.85, 0.65]),  # hair colour (black -> brown)
+        0.3 * (full_beard * whiskers)[..., None] * (_HAIR - _SKIN),  # full beard
+        0.5 * (brows_wide - brows)[..., None] * brow_colour,  # brow thickness
         0.06 * lips[..., None] * np.array([1.0, -0.5, -0.4]),  # lip redness
-        iris_colour,  # iris colour (brown -> blue/grey), on the eyeballs' strip
-        0.07 * hair[..., None] * np.array([1.0, 0.85, 0.65]),  # hair colour (black -> brown)
+        0.10 * hair[..., None] * np.array([1.0, 0.8, 0.45]),  # blond
+        0.5 * (brows_up - brows)[..., None] * brow_colour,  # brow height
         0.035 * skin_mask[..., None] * np.array([1.0, -0.3, -0.3]),  # redness
+        0.3 * (moustache * whiskers)[..., None] * (_HAIR - _SKIN),  # moustache
         -0.025 * stubble[..., None] * np.ones(3),  # stubble
-        0.5 * (brows_wide - brows)[..., None] * (_BROW - _SKIN),  # brow thickness
+        iris_colour,  # iris colour (brown -> blue/grey), on the eyeballs' strip
         0.03 * skin_mask[..., None] * np.array([0.4, 0.3, -0.6]),  # olive / yellow
         -0.05 * freckles[..., None] * np.array([0.2, 0.35, 0.4]),  # freckles
+        -0.12 * moles[..., None] * np.array([0.6, 0.75, 0.8]),  # moles
         -0.04 * (sockets * eye_free)[..., None] * np.ones(3),  # eye shadow
         0.06 * lips[..., None] * np.ones(3),  # lip lightness
         0.4 * hair_band[..., None] * (_HAIR - _SKIN),  # hairline height
         0.04 * (cheeks * skin_mask)[..., None] * np.array([1.0, -0.3, -0.2]),  # blush
         -0.06 * lashes[..., None] * np.ones(3),  # lash line
+        -0.05 * lines[..., None] * np.array([1.0, 1.05, 1.1]),  # forehead wrinkles
+        -0.06 * folds[..., None] * np.array([1.0, 1.05, 1.1]),  # age folds (nasolabial, crow's feet, lower lids)
+        -0.05 * dark_circles[..., None] * np.array([0.9, 1.0, 0.8]),  # dark circles under the eyes
+        0.5 * (brows_arched - brows)[..., None] * brow_colour,  # brow arch
+        0.3 * (lips_full - lips)[..., None] * (_LIPS - _SKIN),  # lip fullness
+        0.12 * hair[..., None] * np.array([1.0, 1.05, 1.15]),  # grey hair
     ]
     face_components = [_FACE_GAIN * (face * eye_free * _sample(p, rows, cols))[..., None] * _SKIN for p in patterns]
-    ordered = [c for pair in zip(designed, face_components) for c in pair] + face_components[len(designed):]
+    ordered = [c for pair in zip(designed, face_components) for c in pair]
+    ordered += designed[len(face_components):] + face_components[len(designed):]
     ordered = [c if c is iris_colour else c * ((1.0 - interior) * (1.0 - strip))[..., None] for c in ordered]
     std = np.array([np.abs(c).max() for c in ordered])
-    basis = np.stack([c / s for c, s in zip(ordered, std)], -1)
+    basis = _quantized(np.stack([c / s for c, s in zip(ordered, std)], -1))
     return TextureModel(
         mean=np.clip(mean, 0.0, 1.0).astype(np.float32),
         basis=basis.astype(np.float32),
