@@ -1,8 +1,10 @@
-"""Realism report of the embedded head: `python -m launch.realism --out=DIR [--num_identities=200] [--seed=0]`.
+"""Realism report of a head (default the embedded one):
+`python -m launch.realism --out=DIR [--num_identities=200] [--seed=0] [--head=embedded --texture=embedded]`.
 
 Writes DIR/realism.json (detection rates, same-identity pass rate, ROC-AUC, random-pair accuracy in the paper's
 setup, distance statistics), DIR/renders/*.png (every scored render, lossless, the pose in the name) and
-DIR/contact_sheet.png (25 identities x frontal / yaw 45 / aligned yaw-30 chip). See simadv_jax/realism.py.
+DIR/contact_sheet.png (25 identities x frontal / yaw 45 / aligned yaw-30 chip) and DIR/realism.md (the whole table
+per |yaw| bin, both detectors, both alignments: realism.json's `by_yaw`). See simadv_jax/realism.py.
 """
 from __future__ import annotations
 
@@ -14,20 +16,24 @@ from absl import app, flags, logging
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
 _NUM = flags.DEFINE_integer("num_identities", 200, "Random identities to render and score (>= 2).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of identities, lighting and pose signs.")
+_HEAD = flags.DEFINE_string("head", "embedded", "Head model: 'embedded' or a FLAME file (generic_model.pkl or .npz).")
+_TEXTURE = flags.DEFINE_string("texture", "embedded", "Albedo model: 'embedded' or a FLAME/BFM texture file.")
 
 
 def main(argv):
     del argv
     if _NUM.value < 2:
         raise app.UsageError("--num_identities must be >= 2")
-    import flame
     from simadv_jax import realism
-    from simadv_jax.setup import load_recognizer
+    from simadv_jax.setup import load_head, load_recognizer
 
     start = time.time()
-    model = flame.embedded_model()
-    metrics, renders = realism.measure(model, flame.embedded_texture(), load_recognizer("dlib_resnet"), _NUM.value,
-                                       _SEED.value, log=logging.info)
+    try:
+        model, texture = load_head(_HEAD.value, _TEXTURE.value)
+    except ValueError as e:
+        raise app.UsageError(str(e))
+    metrics, renders = realism.measure(model, texture, load_recognizer("dlib_resnet"), _NUM.value, _SEED.value,
+                                       log=logging.info)
     metrics["model"], metrics["recognizer"] = model.name, "dlib_resnet"
     metrics["seconds"] = round(time.time() - start, 1)
     try:

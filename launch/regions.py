@@ -35,6 +35,8 @@ THRESHOLD = flags.DEFINE_float("threshold", None, "Decision threshold on the sco
                                "recognizer's).")
 SCENARIO = flags.DEFINE_enum("scenario", None, ["genuine", "impostor"], "Scenario (default: the run's).")
 SUPERSAMPLE = flags.DEFINE_integer("supersample", None, "Anti-aliasing factor (default: the run's, else 1).")
+ALIGNMENT = flags.DEFINE_enum("alignment", None, ["oracle", "pipeline"],
+                              "oracle or pipeline (launch.search --alignment; default: the run's, else oracle).")
 DIMS = flags.DEFINE_list("dims", [], "Flooded dimensions, e.g. 'shape[0],yaw' (or 'shape0,yaw'); default: all of "
                          "the space's; the others stay at the seed's values.")
 SPACING = flags.DEFINE_list("spacing", [str(s) for s in _D.spacing], "Grid spacing nu in the space's units: one "
@@ -72,7 +74,8 @@ def config_from_flags() -> RegionConfig:
     return RegionConfig(
         seed_from=SEED_FROM.value, seed_index=SEED_INDEX.value, all_seeds=ALL_SEEDS.value, seed=tuple(SEED.value),
         head=HEAD.value, texture=TEXTURE.value, space=SPACE.value, recognizer=RECOGNIZER.value,
-        threshold=THRESHOLD.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, dims=tuple(DIMS.value),
+        threshold=THRESHOLD.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, alignment=ALIGNMENT.value,
+        dims=tuple(DIMS.value),
         spacing=spacing, max_evaluations=MAX_EVALUATIONS.value, max_region_size=MAX_REGION_SIZE.value,
         refine=REFINE.value, batch_size=BATCH_SIZE.value, landscape=tuple(LANDSCAPE.value),
         landscape_points=LANDSCAPE_POINTS.value, recognizers=tuple(RECOGNIZERS.value), progress=PROGRESS.value)

@@ -41,6 +41,10 @@ SPACE = flags.DEFINE_string("space", _D.space, "Searched parameters (see simadv_
 SCENARIO = flags.DEFINE_enum("scenario", _D.scenario, ["genuine", "impostor"],
                              "genuine: hunt false non-matches; impostor: hunt false matches (needs ref.shape/texture).")
 SUPERSAMPLE = flags.DEFINE_integer("supersample", _D.supersample, "Anti-aliasing factor of the renders.")
+ALIGNMENT = flags.DEFINE_enum("alignment", _D.alignment, ["oracle", "pipeline"],
+                              "oracle: render straight into the recognizer's aligned crop; pipeline: render a photo "
+                              "and crop it as deployed dlib does (face box -> 5-point shape predictor -> 150x150 "
+                              "chip; dlib's recognizers only); a face not acquired is counted apart (invalid).")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Run directory (required).")
 RESUME = flags.DEFINE_boolean("resume", False, "Continue the search in --output_dir.")
 RESCORE_WITH = flags.DEFINE_string("rescore_with", None, "Re-score saved adversarials with this recognizer "
@@ -84,7 +88,8 @@ def config_from_flags() -> SearchConfig:
         samples_per_iteration=SAMPLES.value, max_iterations=MAX_ITERATIONS.value, stop_at_first=STOP_AT_FIRST.value,
         seed=SEED.value,
         recognizer=RECOGNIZER.value, threshold=THRESHOLD.value, head=HEAD.value, texture=TEXTURE.value,
-        space=SPACE.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, rescore_with=RESCORE_WITH.value,
+        space=SPACE.value, scenario=SCENARIO.value, supersample=SUPERSAMPLE.value, alignment=ALIGNMENT.value,
+        rescore_with=RESCORE_WITH.value,
         transfer_to=tuple(TRANSFER_TO.value),
         checkpoint_every=CHECKPOINT_EVERY.value, max_saved_adversarials=MAX_SAVED.value, progress=PROGRESS.value,
         estimate_failure_rate=ESTIMATE.value, estimate_queries=ESTIMATE_QUERIES.value)

@@ -1,6 +1,7 @@
 """The one hot path (search vectors rho -> recognizer scores) and the one host-side batcher.
 
     rho (B, n) --space.decode--> SceneParams --simulator.render_view (lax.map of vmapped groups)--> crops
+        [--alignment=pipeline: photos --acquire (face box, 5-point shape predictor, dlib chip)--> chips]
         --recognizer.embed--> embeddings --recognizer.score--> similarity (B,) --scenario--> loss (B,)
 
 Two objects, both built once per space and head:
@@ -50,9 +51,11 @@ from simadv_jax import simulator
 from simadv_jax.batching import (RENDER_GROUP, batch_sharding, interleave, local_devices, map_batches, map_groups,
                                  pad_to_devices, replicated, round_up)
 from simadv_jax.params import ParamSpace
+from simadv_jax.recognizers import pipeline
 from simadv_jax.recognizers.base import Recognizer
 
 SCENARIOS = ("genuine", "impostor")
+ALIGNMENTS = ("oracle", "pipeline")
 # Points per compiled call of the host methods (a multiple of RENDER_GROUP).
 DEFAULT_BATCH_SIZE = 32
 
@@ -108,39 +111,47 @@ class EvalResult(NamedTuple):
 
 
 class PointScores(NamedTuple):
-    """Host results for N points (numpy). loss, similarity: (N,) float32; valid, adversarial: (N,) bool
-    (adversarial = valid and loss < loss_threshold)."""
+    """Host results for N points (numpy). loss, similarity: (N,) float32; valid, adversarial, acquired: (N,) bool
+    (adversarial = valid and loss < loss_threshold; acquired: the pipeline found both faces, always True with
+    oracle alignment; a point not acquired is a failure to acquire, not valid, so never a false non-match)."""
 
     loss: np.ndarray
     similarity: np.ndarray
     valid: np.ndarray
     adversarial: np.ndarray
+    acquired: np.ndarray
 
 
 class PairImages(NamedTuple):
     """Host images for N points (numpy). reference, probe: (N, R, R, 3) float32 RGB in [0, 1];
-    valid: (N,) bool, both images rendered validly with finite pixels."""
+    valid: (N,) bool, both images rendered validly with finite pixels and acquired; acquired: (N, 2) bool, the
+    pipeline found the reference's / the probe's face (always True with oracle alignment)."""
 
     reference: np.ndarray
     probe: np.ndarray
     valid: np.ndarray
+    acquired: np.ndarray
 
 
 @struct.dataclass
 class Head:
     """The head the renderer draws, with its bases cut to the components the space moves (less memory to
-    stream per image): model: FlameModel; texture_model: TextureModel."""
+    stream per image): model: FlameModel; texture_model: TextureModel; acquisition: the deployed pipeline's models
+    (`recognizers.pipeline.Acquisition`) that crop each rendered photo ("pipeline" alignment), or None (the render
+    is the aligned crop: "oracle")."""
 
     model: FlameModel
     texture_model: TextureModel
+    acquisition: Optional[pipeline.Acquisition] = None
 
 
 @struct.dataclass
 class ReferenceEmbedding:
-    """A constant reference, embedded once: embedding (D,) float32; valid () bool."""
+    """A constant reference, embedded once: embedding (D,) float32; valid, acquired () bool."""
 
     embedding: jax.Array
     valid: jax.Array
+    acquired: jax.Array
 
 
 @struct.dataclass
@@ -159,13 +170,24 @@ class EvaluationData:
 # ---- the renderer ----------------------------------------------------------------------------------------
 
 
+def acquire(acquisition: pipeline.Acquisition, photo: simulator.Image) -> tuple[simulator.Image, jax.Array]:
+    """A rendered photo -> (the deployed pipeline's 150x150 chip of it as a simulator.Image: image, mask and
+    landmarks carried into the chip, valid as the photo's; acquired () bool). Pure; one image."""
+    out = pipeline.acquire(acquisition, jnp.concatenate([photo.image, photo.mask[..., None]], axis=-1),
+                           photo.landmarks)
+    chip = simulator.Image(out.chip[..., :3], photo.valid, out.chip[..., 3], pipeline.to_chip(out.to_photo,
+                                                                                              photo.landmarks))
+    return chip, out.acquired
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Renderer:
     """rho -> the images of each pair, for one space, head and view. Build with `make_renderer`.
 
-    space: the ParamSpace. view: the simulator.View. head: the Head it draws. batch_size: points per compiled
-    host call. render(head, params, sharding): traced, batched ImageParams (B leading) -> batched Image, each
-    device rendering its shard as `lax.map` over vmapped groups of RENDER_GROUP.
+    space: the ParamSpace. view: the simulator.View (with "pipeline" alignment, the photo's framing). head: the
+    Head it draws. batch_size: points per compiled host call. render(head, params, sharding): traced, batched
+    ImageParams (B leading) -> batched (Image, acquired), each device rendering its shard as `lax.map` over
+    vmapped groups of RENDER_GROUP.
     """
 
     space: ParamSpace
@@ -175,16 +197,33 @@ class Renderer:
     devices: Optional[tuple]
     _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
 
-    def render(self, head: Head, params, sharding: Optional[NamedSharding]) -> simulator.Image:
-        """Traced: batched ImageParams (B divisible by the mesh size) -> batched simulator.Image. Pixels are not
-        checked for finiteness here (callers check whole batches: inside the vmapped render XLA:CPU would
-        compute every pixel twice for the check)."""
-        return map_groups(lambda h, p: simulator.render_view(h.model, h.texture_model, p, self.view,
-                                                             check_finite=False), head, params, sharding)
+    @property
+    def alignment(self) -> str:
+        """"oracle" (rendered straight into the aligned crop) or "pipeline" (a photo cropped by `acquire`)."""
+        return "oracle" if self.head.acquisition is None else "pipeline"
 
-    def render_pairs(self, head: Head, rho: jax.Array, sharding: Optional[NamedSharding]) -> simulator.Image:
-        """Traced: (B, n) rho (B divisible by the mesh size) -> Image with 2B interleaved rows (reference and probe
-        of sample i at 2i and 2i + 1: `batching.interleave`)."""
+    @property
+    def box_source(self) -> Optional[str]:
+        """Where the pipeline's face box comes from ("blazeface" or "landmarks"); None with oracle alignment."""
+        return None if self.head.acquisition is None else self.head.acquisition.box_source
+
+    def render_one(self, head: Head, params) -> tuple[simulator.Image, jax.Array]:
+        """Traced: unbatched ImageParams -> (the Image a recognizer sees, acquired () bool). Pixels are not checked
+        for finiteness here (callers check whole batches: inside the vmapped render XLA:CPU would compute every
+        pixel twice for the check)."""
+        image = simulator.render_view(head.model, head.texture_model, params, self.view, check_finite=False)
+        if head.acquisition is None:
+            return image, jnp.ones((), bool)
+        return acquire(head.acquisition, image)
+
+    def render(self, head: Head, params, sharding: Optional[NamedSharding]) -> tuple[simulator.Image, jax.Array]:
+        """Traced: batched ImageParams (B divisible by the mesh size) -> (batched simulator.Image, (B,) acquired)."""
+        return map_groups(self.render_one, head, params, sharding)
+
+    def render_pairs(self, head: Head, rho: jax.Array,
+                     sharding: Optional[NamedSharding]) -> tuple[simulator.Image, jax.Array]:
+        """Traced: (B, n) rho (B divisible by the mesh size) -> `render` of 2B interleaved rows (reference and
+        probe of sample i at 2i and 2i + 1: `batching.interleave`)."""
         scene = self.space.decode(rho)
         return self.render(head, interleave(scene.reference, scene.probe), sharding)
 
@@ -201,11 +240,12 @@ class Renderer:
             @jax.jit
             def images(head, rho):
                 batch = rho.shape[0]
-                out = self.render_pairs(head, pad_to_devices(rho, sharding), sharding)
+                out, acquired = self.render_pairs(head, pad_to_devices(rho, sharding), sharding)
                 pixels = out.image.reshape(-1, 2, *out.image.shape[1:])[:batch]
                 finite = jnp.all(jnp.isfinite(pixels), axis=(1, 2, 3, 4))
-                ok = jnp.all(out.valid.reshape(-1, 2)[:batch], axis=1) & finite
-                return PairImages(pixels[:, 0], pixels[:, 1], ok)
+                acquired = acquired.reshape(-1, 2)[:batch]
+                ok = jnp.all(out.valid.reshape(-1, 2)[:batch] & acquired, axis=1) & finite
+                return PairImages(pixels[:, 0], pixels[:, 1], ok, acquired)
 
             self._compiled["images"] = images
         rho = np.asarray(rho, np.float32).reshape(-1, self.space.size)
@@ -213,16 +253,20 @@ class Renderer:
 
 
 def make_renderer(space: ParamSpace, model: FlameModel, texture_model: TextureModel, view: simulator.View, *,
-                  batch_size: int = DEFAULT_BATCH_SIZE, devices=None) -> Renderer:
-    """The Renderer of `space`'s pairs on this head, framed by `view`.
+                  batch_size: int = DEFAULT_BATCH_SIZE, devices=None,
+                  acquisition: Optional[pipeline.Acquisition] = None) -> Renderer:
+    """The Renderer of `space`'s pairs on this head, framed by `view`; with `acquisition` (a framed `view`),
+    every rendered photo is cropped by the deployed pipeline (`acquire`).
 
     Only the basis components the space can move travel with the head (the others multiply zeros).
     """
     simulator.check_head(model, texture_model)
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    if acquisition is not None and view.template is not None:
+        raise ValueError("--alignment=pipeline: the pipeline crops a framed photo, not an aligned view")
     head = Head(model.leading_components(space.sizes["shape"], space.sizes["expression"]),
-                texture_model.leading_components(space.sizes["texture"]))
+                texture_model.leading_components(space.sizes["texture"]), acquisition)
     return Renderer(space, view, head, round_up(batch_size, RENDER_GROUP),
                     None if devices is None else tuple(devices))
 
@@ -278,26 +322,32 @@ class Evaluation:
         loss = self.scenario.loss(self.recognizer.score(ref_embedding, probe_embedding))
         return replicated(EvalResult(loss[:batch], (ok & jnp.isfinite(loss))[:batch]), sharding)
 
-    def _apply(self, data: EvaluationData, rho: jax.Array, sharding: Optional[NamedSharding]) -> EvalResult:
+    def _apply(self, data: EvaluationData, rho: jax.Array,
+               sharding: Optional[NamedSharding]) -> tuple[EvalResult, jax.Array]:
+        """(EvalResult, (B,) acquired: both faces acquired; valid includes it)."""
         batch = rho.shape[0]
         rho = pad_to_devices(jnp.asarray(rho, jnp.float32), sharding)
         if data.reference is not None:
-            probe = self.renderer.render(data.head, self.space.decode(rho).probe, sharding)
+            probe, acquired = self.renderer.render(data.head, self.space.decode(rho).probe, sharding)
             probe_embedding, probe_finite = self._embed(data.recognizer_params, probe.image)
             ref_embedding = jnp.broadcast_to(data.reference.embedding, probe_embedding.shape)
+            acquired = acquired & data.reference.acquired
             ok = probe_finite & probe.valid & data.reference.valid
         else:
-            images = self.renderer.render_pairs(data.head, rho, sharding)
+            images, acquired = self.renderer.render_pairs(data.head, rho, sharding)
             embeddings, finite = self._embed(data.recognizer_params, images.image)
             embeddings = embeddings.reshape(-1, 2, embeddings.shape[-1])
             ref_embedding, probe_embedding = embeddings[:, 0], embeddings[:, 1]
+            acquired = jnp.all(acquired.reshape(-1, 2), axis=1)
             ok = jnp.all((finite & images.valid).reshape(-1, 2), axis=1)
-        return self._result(ref_embedding, probe_embedding, ok, batch, sharding)
+        return (self._result(ref_embedding, probe_embedding, ok & acquired, batch, sharding),
+                replicated(acquired[:batch], sharding))
 
     def apply(self, data: EvaluationData, rho: jax.Array) -> EvalResult:
         """Pure `(data, rho (B, n)) -> EvalResult` sharded over `mesh`, for jitted callers that embed it in a
-        larger step (pass `self.data`). rho is used as given (clip first)."""
-        return self._apply(data, rho, self.sharding)
+        larger step (pass `self.data`). rho is used as given (clip first). A point whose face the pipeline did not
+        acquire is not valid."""
+        return self._apply(data, rho, self.sharding)[0]
 
     def evaluate(self, rho: jax.Array) -> EvalResult:
         """`apply` with `data` bound, jitted (recompiles per distinct B)."""
@@ -312,17 +362,18 @@ class Evaluation:
             self._compiled[name] = jax.jit(fn)
         return map_batches(lambda *chunks: self._compiled[name](self.data, *chunks), arrays, batch_size)
 
-    def _point_scores(self, result: EvalResult) -> PointScores:
+    def _point_scores(self, result: EvalResult, acquired) -> PointScores:
         loss, valid = np.asarray(result.loss, np.float32), np.asarray(result.valid, bool)
         return PointScores(loss, np.asarray(self.scenario.similarity(loss), np.float32), valid,
-                           valid & (loss < np.float32(self.loss_threshold)))
+                           valid & (loss < np.float32(self.loss_threshold)), np.asarray(acquired, bool))
 
     def score_points(self, rho) -> PointScores:
         """(N, n) rho, any N (used as given: clip first) -> PointScores; the same numbers `evaluate` gives."""
         sharding = self.renderer.local_sharding
         rho = np.asarray(rho, np.float32).reshape(-1, self.space.size)
-        result = self._host("score_points", lambda data, r: self._apply(data, r, sharding), [rho], self.batch_size)
-        return self._point_scores(result)
+        result, acquired = self._host("score_points", lambda data, r: self._apply(data, r, sharding), [rho],
+                                      self.batch_size)
+        return self._point_scores(result, acquired)
 
     def images(self, rho) -> PairImages:
         """(N, n) rho -> the exact crops `score_points` scores (numpy), any N."""
@@ -352,7 +403,8 @@ class Evaluation:
             return self._result(embeddings[:, 0], embeddings[:, 1], ok, batch, sharding)
 
         arrays = [np.asarray(reference, np.float32), np.asarray(probe, np.float32)]
-        return self._point_scores(self._host("score_images", score, arrays, self.batch_size))
+        return self._point_scores(self._host("score_images", score, arrays, self.batch_size),
+                                  np.ones(len(arrays[0]), bool))
 
 
 def make_evaluate(
@@ -363,6 +415,7 @@ def make_evaluate(
     *,
     scenario: str = "genuine",
     similarity_threshold: Optional[float] = None,
+    alignment: str = "oracle",
     resolution: Optional[int] = None,
     supersample: int = 1,
     background=simulator.DEFAULT_BACKGROUND,
@@ -378,15 +431,31 @@ def make_evaluate(
         alignment template.
       scenario: "genuine" or "impostor" (module docstring).
       similarity_threshold: the decision threshold T on the similarity (default `recognizer.threshold`).
-      resolution, supersample, background: the view's options (`simulator.View`).
+      alignment: "oracle" (each image rendered straight into the recognizer's aligned crop) or "pipeline" (each
+        image rendered as a photo, `simulator.View.photo`, and cropped as a deployed dlib system does: face box,
+        5-point shape predictor, 150x150 chip; `acquire`; dlib's template only). With "pipeline" a pair whose
+        face is not acquired is a failure to acquire (`PointScores.acquired`), never valid.
+      resolution, supersample, background: the view's options (`simulator.View`; with "pipeline" the chip is
+        150x150 and `resolution` must be None or 150).
       batch_size: points per compiled call of the host methods (rounded up to a multiple of RENDER_GROUP).
       devices: devices `apply` shards the batch over (default `jax.devices()`).
     """
     check_scenario(space, scenario)
     threshold = float(recognizer.threshold if similarity_threshold is None else similarity_threshold)
-    view = simulator.View.aligned(recognizer.template, recognizer.input_size if resolution is None else resolution,
-                                  supersample=supersample, background=background)
-    renderer = make_renderer(space, model, texture_model, view, batch_size=batch_size, devices=devices)
+    size = recognizer.input_size if resolution is None else resolution
+    if alignment == "oracle":
+        view, acquisition = simulator.View.aligned(recognizer.template, size, supersample=supersample,
+                                                   background=background), None
+    elif alignment == "pipeline":
+        if recognizer.template != "dlib150" or size != pipeline.CHIP_SIZE:
+            raise ValueError(f"--alignment=pipeline: crops dlib's {pipeline.CHIP_SIZE}x{pipeline.CHIP_SIZE} chip; "
+                             f"recognizer {recognizer.name!r} takes {recognizer.template!r} at {size} px")
+        view, acquisition = simulator.View.photo(supersample=supersample, background=background), \
+            pipeline.load_acquisition()
+    else:
+        raise ValueError(f"--alignment: expected one of {', '.join(ALIGNMENTS)}, got {alignment!r}")
+    renderer = make_renderer(space, model, texture_model, view, batch_size=batch_size, devices=devices,
+                             acquisition=acquisition)
     local = renderer.local_sharding
     # On this process's devices once (replicated), rather than copied from the host at every call.
     data = jax.device_put(EvaluationData(renderer.head, recognizer.params, None),
@@ -398,10 +467,9 @@ def make_evaluate(
 
     @jax.jit
     def reference(head, params):
-        image = simulator.render_view(head.model, head.texture_model,
-                                      space.decode(jnp.zeros((space.size,), jnp.float32)).reference, view)
+        image, acquired = renderer.render_one(head, space.decode(jnp.zeros((space.size,), jnp.float32)).reference)
         embedding, finite = evaluation._embed(params, image.image[None])
-        return image.image, ReferenceEmbedding(embedding[0], finite[0] & image.valid)
+        return image.image, ReferenceEmbedding(embedding[0], finite[0] & image.valid, acquired)
 
     image, embedding = reference(data.head, data.recognizer_params)
     return dataclasses.replace(evaluation, data=data.replace(reference=embedding), reference_image=np.asarray(image),

@@ -1,8 +1,8 @@
 """Saved samples (a run's `adversarials/NNNN.json`): read one back, re-render it exactly, re-score it.
 
 A saved sample holds what decides its images - head, texture, space, the named parameters, and the view
-(template, resolution, supersample, background) - plus the recognizer, scenario, threshold and score it was found
-with (`search.results.sample_record` writes it). Re-rendering goes through the same renderer the search scored
+(template, resolution, supersample, background; alignment, absent in older samples: oracle) - plus the
+recognizer, scenario, threshold and score it was found with (`search.results.sample_record` writes it). Re-rendering goes through the same renderer the search scored
 with (`evaluate.Renderer`), so the pixels are the saved ones.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 
 from simadv_jax import simulator
 from simadv_jax.evaluate import PairImages, PointScores, make_evaluate, make_renderer
+from simadv_jax.recognizers import pipeline
 from simadv_jax.report.files import read_json_object
 from simadv_jax.setup import load_head, load_recognizer, parse_space
 
@@ -62,18 +63,22 @@ def load_sample(path: str) -> tuple[Sample, tuple]:
 
 
 def view(record: dict, path: str = "<sample>") -> simulator.View:
-    """The simulator.View a sample was rendered with."""
+    """The simulator.View a sample was rendered with (with pipeline alignment, the photo's)."""
     try:
-        return simulator.View(int(record["resolution"]), record["template"],
-                              supersample=int(record["supersample"]),
-                              background=tuple(_number(path, "background", c) for c in record["background"]))
+        options = dict(supersample=int(record["supersample"]),
+                       background=tuple(_number(path, "background", c) for c in record["background"]))
+        if record.get("alignment") == "pipeline":
+            return simulator.View.photo(**options)
+        return simulator.View(int(record["resolution"]), record["template"], **options)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: fields 'template'/'resolution'/'supersample'/'background': {e}") from None
 
 
 def _images(sample: Sample, head: tuple, path: str) -> PairImages:
     model, texture_model, space = head
-    return make_renderer(space, model, texture_model, view(sample.record, path)).images(sample.rho[None])
+    acquisition = pipeline.load_acquisition() if sample.record.get("alignment") == "pipeline" else None
+    return make_renderer(space, model, texture_model, view(sample.record, path),
+                         acquisition=acquisition).images(sample.rho[None])
 
 
 def rerender(path: str) -> tuple[Sample, PairImages]:
@@ -93,5 +98,5 @@ def rescore(path: str, recognizer: Optional[str] = None) -> tuple[Sample, PairIm
     same_view = other.template == saved.template and other.input_size == saved.resolution
     evaluation = make_evaluate(space, model, texture_model, other, scenario=sample.record.get("scenario", "genuine"),
                                resolution=saved.resolution if same_view else None, supersample=saved.supersample,
-                               background=saved.background)
+                               background=saved.background, alignment=sample.record.get("alignment", "oracle"))
     return sample, _images(sample, head, path), evaluation.score_points(sample.rho[None]), evaluation

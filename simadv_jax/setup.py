@@ -1,7 +1,8 @@
 """The loaded pieces of a study (head, space, recognizer, evaluation) from the values of its flags.
 
 Every study that scores points - a search, a saved sample's re-render, a region flood fill, a sweep - names the
-same things: `--head`, `--texture`, `--space`, `--recognizer`, `--threshold`, `--scenario`, `--supersample`.
+same things: `--head`, `--texture`, `--space`, `--recognizer`, `--threshold`, `--scenario`, `--supersample`,
+`--alignment`.
 `build_setup(config)` takes any object with those attributes (a SearchConfig, a saved sample's `EvaluationSpec`)
 and returns a `Setup`; every error names the flag.
 """
@@ -16,7 +17,7 @@ from simadv_jax.params import ParamSpace
 from simadv_jax.recognizers.base import Recognizer
 
 EMBEDDED = "embedded"
-EVALUATION_FIELDS = ("head", "texture", "space", "recognizer", "threshold", "scenario", "supersample")
+EVALUATION_FIELDS = ("head", "texture", "space", "recognizer", "threshold", "scenario", "supersample", "alignment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,7 @@ class EvaluationSpec:
     threshold: Optional[float] = None
     scenario: str = "genuine"
     supersample: int = 1
+    alignment: str = "oracle"
 
 
 def load_head(head: str, texture: str) -> tuple[FlameModel, TextureModel]:
@@ -87,14 +89,14 @@ class Setup:
                 raise ValueError(f"--{field}: differs from the setup's ({getattr(self.config, field)!r})")
 
     def evaluation_for(self, name: str, flag: str = "--rescore_with") -> Evaluation:
-        """The same space, head, scenario, supersampling and batch size scored by recognizer `name` at its own
-        threshold, template and input size (cached)."""
+        """The same space, head, scenario, supersampling, alignment and batch size scored by recognizer `name` at
+        its own threshold, template and input size (cached)."""
         key = ("evaluation", name)
         if key not in self.cache:
             other = self.recognizer if name == self.config.recognizer else load_recognizer(name, flag)
             self.cache[key] = make_evaluate(self.space, self.model, self.texture_model, other,
                                             scenario=self.config.scenario, supersample=self.config.supersample,
-                                            batch_size=self.evaluation.batch_size)
+                                            alignment=self.config.alignment, batch_size=self.evaluation.batch_size)
         return self.cache[key]
 
 
@@ -109,5 +111,5 @@ def build_setup(config, recognizer: Optional[Recognizer] = None,
     recognizer = load_recognizer(config.recognizer) if recognizer is None else recognizer
     evaluation = make_evaluate(space, model, texture_model, recognizer, scenario=config.scenario,
                                similarity_threshold=config.threshold, supersample=config.supersample,
-                               batch_size=batch_size)
+                               alignment=config.alignment, batch_size=batch_size)
     return Setup(config, model, texture_model, space, recognizer, evaluation)

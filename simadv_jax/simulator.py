@@ -40,6 +40,9 @@ STUDY_FOCAL_LENGTH = 1.2
 STUDY_BACKGROUND = (0.45, 0.47, 0.5)
 # render_framed: pixels per metre are face_width_px / FACE_WIDTH_M at the landmarks' depth.
 FACE_WIDTH_M = 0.15
+# A photo as detectors and the deployed pipeline see it (`View.photo`): 256x256, the face ~100-140 px wide.
+PHOTO_SIZE = 256
+PHOTO_FACE_WIDTH_PX = 115.0
 
 
 class Image(NamedTuple):
@@ -211,6 +214,11 @@ class View:
     def framed(cls, resolution: int, face_width_px: Optional[float] = None, **options) -> "View":
         """A fixed framing for detectors (see `render_framed`)."""
         return cls(resolution, None, face_width_px, **options)
+
+    @classmethod
+    def photo(cls, **options) -> "View":
+        """The photo detectors and the deployed pipeline see: `framed(PHOTO_SIZE, PHOTO_FACE_WIDTH_PX)`."""
+        return cls.framed(PHOTO_SIZE, PHOTO_FACE_WIDTH_PX, **options)
 
 
 def render_view(model: FlameModel, texture_model: TextureModel, params: ImageParams, view: View,

@@ -42,11 +42,10 @@ def test_detector_finds_most_embedded_heads_frontal():
     ids = simulator.sample_identities(rng, n, model.num_shape, texture.num_components)
     light = simulator.random_lighting(rng, n)
     pairs = realism.space(model, texture)
-    view = simulator.View.framed(realism.FRAMED_SIZE, realism.FACE_WIDTH_PX, supersample=2,
-                                 background=simulator.STUDY_BACKGROUND)
+    view = simulator.View.photo(supersample=2, background=simulator.STUDY_BACKGROUND)
     rendered = make_renderer(pairs, model, texture, view).images(realism.points(pairs, ids, 0.0, light, light))
     images = to_uint8(rendered.probe)
-    assert images.shape == (n, realism.FRAMED_SIZE, realism.FRAMED_SIZE, 3) and rendered.valid.all()
+    assert images.shape == (n, simulator.PHOTO_SIZE, simulator.PHOTO_SIZE, 3) and rendered.valid.all()
     np.testing.assert_array_equal(images, to_uint8(rendered.reference))  # both frontal under the same light
     counts = realism.count_faces(images)
     assert np.sum(counts == 1) >= 8, counts
@@ -90,3 +89,15 @@ def test_launch_realism_writes_every_output(tmp_path):
     assert summary["roc_auc"] == metrics["roc_auc"] and metrics["num_identities"] == 2
     assert len(list((tmp_path / "renders").iterdir())) == 2 * 6
     assert (tmp_path / "contact_sheet.png").stat().st_size > 0
+    # The whole table per |yaw| bin, both alignments; a rate is None only where nothing was there to count.
+    table = metrics["by_yaw"]
+    assert [row["abs_yaw"] for row in table["rows"]] == list(realism.YAW_BINS)
+    assert table["box_source"] in ("blazeface", "landmarks")
+    for row in table["rows"]:
+        for alignment in ("oracle", "pipeline"):
+            keys = row[alignment]
+            assert keys["same_identity_pass_rate"] + keys["false_non_match_rate"] + keys[
+                "failure_to_acquire_rate"] == pytest.approx(1.0)
+        assert row["oracle"]["failure_to_acquire_rate"] == 0.0 and row["oracle"]["table2_uniform"]["count"] == 2
+    assert sum(row["pipeline"]["table3_uniform"]["count"] for row in table["rows"]) == 2
+    assert (tmp_path / "realism.md").read_text().count("\n| ") == len(realism.TABLE_LINES) + 1

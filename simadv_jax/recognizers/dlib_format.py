@@ -116,6 +116,23 @@ class Reader:
         self.expected = expected
         self.pos = 0
 
+    @classmethod
+    def open(cls, path: str | os.PathLike, what: str, expected: str = "dlib_face_recognition_resnet_model_v1.dat"):
+        """A Reader over the whole file at `path`; DlibFormatError naming the file (a `what` file) when it cannot
+        be read."""
+        path = os.fspath(path)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise DlibFormatError(f"{path}: cannot read {what} file: {e.strerror}") from None
+        return cls(data, path, expected)
+
+    def expect_end(self, what: str) -> None:
+        """Raises unless every byte has been read (`what`: what the file holds)."""
+        if self.pos != len(self.data):
+            raise self.fail(f"{len(self.data) - self.pos} unexpected bytes after the {what}")
+
     def fail(self, message: str) -> DlibFormatError:
         return DlibFormatError(f"{self.path}: {message} (at byte {self.pos} of {len(self.data)}); "
                                f"not a valid {self.expected}")
@@ -343,13 +360,7 @@ def read_network(path: str | os.PathLike) -> DlibNetwork:
       DlibFormatError: naming the file, the byte offset and what was expected, when the
         file is missing, truncated, or is not this network.
     """
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DlibFormatError(f"{path}: cannot read dlib network file: {e.strerror}") from None
-    r = Reader(data, path)
+    r = Reader.open(path, "dlib network")
 
     r.expect_int("loss layer version", (1,))
     r.name("loss layer name", ("loss_metric_2",))
@@ -388,8 +399,7 @@ def read_network(path: str | os.PathLike) -> DlibNetwork:
         p.trailer(f"layer {index} ({kind})", version, innermost=index == 0)
         index += 1
 
-    if r.pos != len(data):
-        raise r.fail(f"{len(data) - r.pos} unexpected bytes after the network")
+    r.expect_end("network")
     return DlibNetwork(
         path=path, margin=margin, distance_threshold=distance_threshold,
         mean_rgb=mean_rgb, input_size=INPUT_SIZE, layers=tuple(p.layers),

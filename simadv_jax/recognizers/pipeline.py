@@ -55,13 +55,15 @@ def load_acquisition() -> Acquisition:
 
 
 class Acquired(NamedTuple):
-    """chip: (150, 150, 3) float32 RGB in [0, 1]; acquired: () bool; parts: (5, 2) dlib's integer parts (dlib
-    pixels); rect: (4,) dlib's rectangle left, top, right, bottom."""
+    """chip: (150, 150, C) float32, the photo's C channels; acquired: () bool; parts: (5, 2) dlib's integer parts
+    (dlib pixels); rect: (4,) dlib's rectangle left, top, right, bottom; to_photo: (2, 3) affine from chip to photo
+    pixels (continuous coordinates)."""
 
     chip: jax.Array
     acquired: jax.Array
     parts: jax.Array
     rect: jax.Array
+    to_photo: jax.Array
 
 
 def dlib_rect(box: jax.Array, side: jax.Array, calibration) -> jax.Array:
@@ -82,20 +84,34 @@ def face_rect(acquisition: Acquisition, image: jax.Array, landmarks: jax.Array) 
     return dlib_rect(box, box[2] - box[0], BLAZEFACE_TO_DLIB), score >= detectors.MIN_SCORE
 
 
-def chip(image: jax.Array, parts: jax.Array) -> jax.Array:
-    """dlib's (150, 150, 3) face chip of `image` (H, W, 3) for 5 parts (5, 2) in dlib pixels, bilinear (dlib rounds
-    its chip down to 8 bits; this one stays float)."""
+def chip_to_photo(parts: jax.Array) -> jax.Array:
+    """(2, 3) affine from dlib's 150x150 chip of 5 parts (5, 2) (dlib pixels) to the photo, both in continuous
+    pixels (p_continuous = p_dlib + 0.5)."""
     to_image = shape_predictor.chip_transform(parts, CHIP_SIZE, CHIP_PADDING)
-    # warp takes continuous coordinates on both sides: p_continuous = p_dlib + 0.5.
     shift = to_image[:, 2] + 0.5 - to_image[:, :2] @ jnp.full(2, 0.5)
-    return warp(image, jnp.concatenate([to_image[:, :2], shift[:, None]], axis=1), CHIP_SIZE)
+    return jnp.concatenate([to_image[:, :2], shift[:, None]], axis=1)
+
+
+def chip(image: jax.Array, parts: jax.Array) -> jax.Array:
+    """dlib's (150, 150, C) face chip of `image` (H, W, C) for 5 parts (5, 2) in dlib pixels, bilinear, zeros
+    outside (dlib rounds its chip down to 8 bits; this one stays float). As dlib's `get_face_chip` when the chip's
+    scale (photo pixels per chip pixel) is <= 2; above, dlib first blurs with an image pyramid."""
+    return warp(image, chip_to_photo(parts), CHIP_SIZE)
+
+
+def to_chip(to_photo: jax.Array, points: jax.Array) -> jax.Array:
+    """(N, 2) photo points -> chip points (continuous pixels), inverting the (2, 3) `to_photo`."""
+    return (points - to_photo[:, 2]) @ jnp.linalg.inv(to_photo[:, :2]).T
 
 
 def acquire(acquisition: Acquisition, image: jax.Array, landmarks: jax.Array) -> Acquired:
-    """The pipeline on one rendered photo (pure; vmap over images): `image` (S, S, 3) float32 RGB in [0, 1],
-    `landmarks` (L, 2) its projected landmarks (continuous pixels, used only without a detector). The predictor
-    sees the photo's 8-bit grey values, as from a file."""
-    rect, acquired = face_rect(acquisition, image, landmarks)
-    grey = shape_predictor.intensity(jnp.rint(jnp.clip(image, 0.0, 1.0) * 255.0))
+    """The pipeline on one rendered photo (pure; vmap over images): `image` (S, S, C) float32 in [0, 1], RGB in its
+    first 3 channels (any further channels, e.g. a coverage mask, are chipped alike); `landmarks` (L, 2) its
+    projected landmarks (continuous pixels, used only without a detector). The predictor sees the photo's 8-bit
+    grey values, as from a file."""
+    rgb = image[..., :3]
+    rect, acquired = face_rect(acquisition, rgb, landmarks)
+    grey = shape_predictor.intensity(jnp.rint(jnp.clip(rgb, 0.0, 1.0) * 255.0))
     parts = shape_predictor.predict(acquisition.predictor, grey, rect)
-    return Acquired(chip(image, parts), acquired, parts, rect)
+    to_photo = chip_to_photo(parts)
+    return Acquired(warp(image, to_photo, CHIP_SIZE), acquired, parts, rect, to_photo)

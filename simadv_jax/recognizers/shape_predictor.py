@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simadv_jax.recognizers.dlib_format import DlibFormatError, Reader
+from simadv_jax.recognizers.dlib_format import Reader
 from simadv_jax.render.align import similarity
 
 FILE = "shape_predictor_5_face_landmarks.dat"
@@ -86,13 +86,7 @@ def read(path: str | os.PathLike) -> ShapePredictor:
     Raises:
       DlibFormatError: naming the file, the byte offset and what was expected.
     """
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DlibFormatError(f"{path}: cannot read dlib shape predictor file: {e.strerror}") from None
-    r = Reader(data, path, FILE)
+    r = Reader.open(path, "dlib shape predictor", FILE)
     r.expect_int("shape predictor version", (1,))
     initial = _floats(r, "initial shape").reshape(-1, 2)
     parts = len(initial)
@@ -109,8 +103,7 @@ def read(path: str | os.PathLike) -> ShapePredictor:
     deltas = [[(r.float(f"level {c} delta x"), r.float(f"level {c} delta y"))
                for _ in range(_count(r, f"level {c} deltas", len(anchor[c])))]
               for c in range(_count(r, "delta levels", levels))]
-    if r.pos != len(data):
-        raise r.fail(f"{len(data) - r.pos} unexpected bytes after the shape predictor")
+    r.expect_end("shape predictor")
     split = np.array([[s for s, _ in trees] for trees in forests])  # (C, T, S, 3)
     predictor = ShapePredictor(
         initial=initial, idx1=split[..., 0].astype(np.int32), idx2=split[..., 1].astype(np.int32),

@@ -16,7 +16,7 @@ RESUMABLE_CHANGES = ("progress",)
 class RegionConfig:
     """Everything that decides a regions run (one field per `launch.regions` flag).
 
-    The evaluation fields (head ... supersample) are None for "not given": `resolved` takes them from the
+    The evaluation fields (head ... alignment) are None for "not given": `resolved` takes them from the
     --seed_from run, else from `setup.EvaluationSpec`'s defaults. seed_index None: 0 (unless all_seeds).
     max_region_size 0: no limit. refine: the fine pass's factor (1: no refinement).
     """
@@ -32,6 +32,7 @@ class RegionConfig:
     threshold: Optional[float] = None
     scenario: Optional[str] = None
     supersample: Optional[int] = None
+    alignment: Optional[str] = None
     dims: tuple[str, ...] = ()
     spacing: tuple[float, ...] = (0.1,)
     max_evaluations: int = 2000

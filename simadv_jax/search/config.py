@@ -30,6 +30,7 @@ class SearchConfig:
     space: str = "shape[0:15]=-2:2,texture[0:15]=-2:2,yaw=-1:1"
     scenario: str = "genuine"
     supersample: int = 1
+    alignment: str = "oracle"
     rescore_with: Optional[str] = None
     transfer_to: tuple[str, ...] = ()
     checkpoint_every: int = 1

@@ -90,6 +90,10 @@ def build_results(setup, config, finals: dict, events: dict, completed: dict, se
         "scenario": config.scenario,
         "recognizer": {"name": recognizer.name, "template": recognizer.template, "input_size": recognizer.input_size,
                        "metric": recognizer.metric, "threshold": evaluation.similarity_threshold},
+        "alignment": {"name": evaluation.renderer.alignment, "box_source": evaluation.renderer.box_source,
+                      "note": None if evaluation.renderer.box_source is None else
+                      "a pair whose face the pipeline did not acquire is a failure to acquire: counted in `invalid`, "
+                      "never an adversarial"},
         "head": {"model": setup.model.name, "texture": setup.texture_model.name},
         "space": {"spec": space.spec, "names": list(space.names), "lows": space.lows.tolist(),
                   "highs": space.highs.tolist()},
@@ -164,7 +168,8 @@ def sample_record(setup, config, strategy: str, entry: dict) -> dict:
         "strategy": strategy, "run": entry["run"], "iteration": entry["iteration"], "query": entry["query"],
         "score": entry["score"], "threshold": evaluation.similarity_threshold, "scenario": config.scenario,
         "recognizer": config.recognizer, "template": view.template, "resolution": view.resolution,
-        "supersample": view.supersample, "background": list(view.background), "head": config.head,
+        "supersample": view.supersample, "background": list(view.background), "alignment": config.alignment,
+        "box_source": evaluation.renderer.box_source, "head": config.head,
         "texture": config.texture, "space": setup.space.spec, "params": entry["params"],
     }
 
