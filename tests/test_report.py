@@ -92,3 +92,9 @@ def test_the_report_says_how_common_failures_are_and_what_it_means():
     results["failure_rate"] = {"rate": 0.002, "interval": [0.001, 0.004], "confidence": 0.95, "queries": 100,
                                "hits": 9, "centers": 8, "uniform_equivalent_queries": 5000}
     assert "the estimated failure rate under uniform sampling (0.2%)" in table.rarity_sentence(results)
+
+
+def test_alignment_sentence_names_the_box_and_the_failures_to_acquire():
+    assert "oracle" in html.alignment_sentence({})  # results written before --alignment
+    sentence = html.alignment_sentence({"alignment": {"name": "pipeline", "box_source": "blazeface"}})
+    assert "blazeface" in sentence and "failure to acquire" in sentence

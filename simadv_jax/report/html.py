@@ -102,6 +102,16 @@ def _pairs(results: dict) -> str:
     return "\n".join(lines)
 
 
+def alignment_sentence(results: dict) -> str:
+    """How the probes were cropped (results.json `alignment`; older results: oracle)."""
+    alignment = results.get("alignment") or {"name": "oracle", "box_source": None}
+    if alignment["name"] == "oracle":
+        return "Alignment: oracle (each image rendered straight into the recognizer's aligned crop)."
+    return (f"Alignment: pipeline (a photo cropped as deployed dlib does; face box from {alignment['box_source']}, "
+            "5-point shape predictor, 150x150 chip). A pair whose face was not acquired is a failure to acquire, "
+            "counted as invalid, never as a false non-match.")
+
+
 def report(results: dict) -> str:
     """The page's HTML text (relative links, so the directory can be moved)."""
     recognizer, space = results["recognizer"], results["space"]
@@ -114,6 +124,7 @@ def report(results: dict) -> str:
         f"{recognizer['input_size']} px, template {_e(recognizer['template'])}), head {_e(results['head']['model'])}"
         f" / {_e(results['head']['texture'])}, searched space <code>{_e(space['spec'])}</code>.</p>",
         f"<p>{_e(score_sentence(results))}</p>",
+        f"<p>{_e(alignment_sentence(results))}</p>",
         _glance(results),
         _table(results),
         f"<p>{_e(rescore)}</p>" if rescore else "",
