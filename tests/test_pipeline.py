@@ -30,12 +30,14 @@ def _pipeline():
 @functools.lru_cache(None)
 def _photos():
     """The probes' photos (N, S, S, 3) float32 as the evaluation's renderer draws them (the same program, so the
-    same 8-bit grey values reach the predictor) and their projected landmarks (N, L, 2)."""
+    same 8-bit grey values reach the predictor) and their projected landmarks (N, L, 2; only the box of the
+    landmarks uses them: zeros when BlazeFace gives the box)."""
     model, texture = head()
     photos = make_renderer(space(SPEC), model, texture, simulator.View.photo()).images(RHO).probe
-    scene = space(SPEC).decode(RHO)
+    if _pipeline().renderer.box_source == "blazeface":
+        return photos, np.zeros((len(RHO), model.landmarks.num_landmarks, 2), np.float32)
     render = jax.jit(jax.vmap(lambda p: simulator.render_view(model, texture, p, simulator.View.photo())))
-    return photos, np.asarray(render(scene.probe).landmarks)
+    return photos, np.asarray(render(space(SPEC).decode(RHO).probe).landmarks)
 
 
 @functools.lru_cache(None)
