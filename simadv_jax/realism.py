@@ -142,13 +142,14 @@ def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((rank_sum - len(positive) * (len(positive) + 1) / 2.0) / (len(positive) * len(negative)))
 
 
-def distances(evaluation, rho) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(reference uint8 chips, probe uint8 chips, (N, N) dlib distances reference i - probe j, (N, 2) acquired) of
-    the N pairs `rho` as `evaluation` crops them (the chips rounded to 8 bits, as saved)."""
+def distances(evaluation, rho) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(reference uint8 chips, probe uint8 chips, (N, N) dlib distances reference i - probe j, (N, 2) acquired,
+    (N,) valid) of the N pairs `rho` as `evaluation` crops them (the chips rounded to 8 bits, as saved; an
+    invalid pair's pixels are zeros)."""
     chips = evaluation.images(rho)
-    ref, probe = to_uint8(chips.reference), to_uint8(chips.probe)
+    ref, probe = (to_uint8(np.where(chips.valid[:, None, None, None], c, 0.0)) for c in (chips.reference, chips.probe))
     ea, eb = (evaluation.embed_images(c.astype(np.float32) / 255.0) for c in (ref, probe))
-    return ref, probe, np.linalg.norm(ea[:, None] - eb[None], axis=-1), chips.acquired
+    return ref, probe, np.linalg.norm(ea[:, None] - eb[None], axis=-1), chips.acquired, chips.valid
 
 
 def _rate(mask: np.ndarray):
@@ -156,14 +157,17 @@ def _rate(mask: np.ndarray):
     return float(np.mean(mask)) if np.size(mask) else None
 
 
-def pair_metrics(dist: np.ndarray, acquired: np.ndarray) -> dict:
-    """One bin's recognition keys from the (N, N) distances reference i - probe j and the (N, 2) acquired flags:
-    same-identity pass / false non-match / failure-to-acquire rates (of all N; they sum to 1), ROC-AUC and the
-    different-identity keys over the pairs whose two faces were acquired."""
-    same, ok = np.diag(dist), acquired.all(axis=1)
-    different = dist[acquired[:, :1] & acquired[None, :, 1] & ~np.eye(len(dist), dtype=bool)]
+def pair_metrics(dist: np.ndarray, acquired: np.ndarray, valid: np.ndarray) -> dict:
+    """One bin's recognition keys from the (N, N) distances reference i - probe j, the (N, 2) acquired and (N,)
+    valid flags: same-identity pass / false non-match / failure-to-acquire / invalid-render rates (of all N; they
+    sum to 1), ROC-AUC and the different-identity keys over the pairs of acquired, validly rendered faces."""
+    same, usable = np.diag(dist), acquired & valid[:, None]
+    ok = usable.all(axis=1)
+    different = dist[usable[:, :1] & usable[None, :, 1] & ~np.eye(len(dist), dtype=bool)]
     return {"same_identity_pass_rate": _rate(ok & (same <= DLIB_THRESHOLD)),
-            "false_non_match_rate": _rate(ok & (same > DLIB_THRESHOLD)), "failure_to_acquire_rate": _rate(~ok),
+            "false_non_match_rate": _rate(ok & (same > DLIB_THRESHOLD)),
+            "failure_to_acquire_rate": _rate(~acquired.all(axis=1)),
+            "invalid_render_rate": _rate(acquired.all(axis=1) & ~valid),
             "roc_auc": roc_auc(-same[ok], -different) if ok.any() and different.size else None,
             "different_identity_reject_rate": _rate(different > DLIB_THRESHOLD),
             "different_distance_mean": float(different.mean()) if different.size else None}
@@ -245,12 +249,12 @@ def by_yaw(model, texture_model, recognizer, rng: np.random.Generator, ids: simu
         row = {"abs_yaw": bin_yaw, "detection": detection_row(photos, acquisition)}
         table2_rho[:, yaw_column] = signs * bin_yaw
         for a in ALIGNMENTS:
-            _, _, dist, acquired = distances(protocol[a], points(pairs, ids, yaw, lights[0], lights[1]))
-            _, _, paper_dist, paper_acquired = distances(protocol[a], points(pairs, paper, yaw, lights[2], lights[3]))
-            paper_ok = paper_acquired.all(axis=1)
-            row[a] = {**pair_metrics(dist, acquired),
-                      "random_pair_accuracy": _rate(paper_ok & (np.diag(paper_dist) <= DLIB_THRESHOLD)),
-                      "random_pair_failure_to_acquire_rate": _rate(~paper_ok),
+            _, _, dist, acquired, valid = distances(protocol[a], points(pairs, ids, yaw, lights[0], lights[1]))
+            _, _, paper_dist, paper_acquired, paper_valid = distances(
+                protocol[a], points(pairs, paper, yaw, lights[2], lights[3]))
+            row[a] = {**pair_metrics(dist, acquired, valid),
+                      "random_pair_accuracy": _rate(paper_valid & (np.diag(paper_dist) <= DLIB_THRESHOLD)),
+                      "random_pair_failure_to_acquire_rate": _rate(~paper_acquired.all(axis=1)),
                       "table2_uniform": outcome_rates(tables[a].score_points(table2_rho)),
                       "table3_uniform": outcome_rates(PointScores._make(f[table3_bin == k] for f in table3_scores[a]))}
         rows.append(row)
@@ -284,7 +288,7 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
     faces_frontal, faces_yaw45 = count_faces(renders["frontal"]), count_faces(renders["yaw45"])
     second = blazeface_metrics(renders["frontal"], renders["yaw45"], yaw45)
     log("rendering and recognizing chips")
-    chips_frontal, chips_yaw30, dist, _ = distances(evaluation, points(pairs, ids, yaw30, light_a, light_b))
+    chips_frontal, chips_yaw30, dist, _, _ = distances(evaluation, points(pairs, ids, yaw30, light_a, light_b))
     same, different = np.diag(dist), dist[~np.eye(n, dtype=bool)]
 
     paper = simulator.sample_identities(rng, n, model.num_shape, texture_model.num_components, "uniform")
@@ -292,7 +296,7 @@ def measure(model: FlameModel, texture_model: TextureModel, recognizer, num_iden
                                  paper.albedo * (np.arange(texture_model.num_components) < 15))
     light_c, light_d = simulator.random_lighting(rng, n), simulator.random_lighting(rng, n)
     profile_yaw = np.deg2rad(90.0) * rng.choice([-1.0, 1.0], n)
-    paper_frontal, paper_profile, paper_dist, _ = distances(evaluation,
+    paper_frontal, paper_profile, paper_dist, _, _ = distances(evaluation,
                                                             points(pairs, paper, profile_yaw, light_c, light_d))
     renders["chip_frontal"], renders["chip_yaw30"] = chips_frontal, chips_yaw30
     renders["paper_frontal"], renders["paper_profile"] = paper_frontal, paper_profile
@@ -330,6 +334,7 @@ TABLE_LINES = (
         ("same identity, frontal vs |yaw|, passes", ("same_identity_pass_rate",)),
         ("same identity, false non-match", ("false_non_match_rate",)),
         ("same identity, failure to acquire", ("failure_to_acquire_rate",)),
+        ("same identity, invalid render", ("invalid_render_rate",)),
         ("ROC-AUC same vs different identity", ("roc_auc",)),
         ("different identities rejected", ("different_identity_reject_rate",)),
         ("mean distance between different identities", ("different_distance_mean",)),

@@ -96,8 +96,8 @@ def test_launch_realism_writes_every_output(tmp_path):
     for row in table["rows"]:
         for alignment in ("oracle", "pipeline"):
             keys = row[alignment]
-            assert keys["same_identity_pass_rate"] + keys["false_non_match_rate"] + keys[
-                "failure_to_acquire_rate"] == pytest.approx(1.0)
+            assert sum(keys[k] for k in ("same_identity_pass_rate", "false_non_match_rate", "failure_to_acquire_rate",
+                                         "invalid_render_rate")) == pytest.approx(1.0)
         assert row["oracle"]["failure_to_acquire_rate"] == 0.0 and row["oracle"]["table2_uniform"]["count"] == 2
     assert sum(row["pipeline"]["table3_uniform"]["count"] for row in table["rows"]) == 2
     assert (tmp_path / "realism.md").read_text().count("\n| ") == len(realism.TABLE_LINES) + 1
