@@ -22,6 +22,16 @@ from flame.model import FlameModel, TextureModel
 ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 MODEL_PATH = os.path.join(ASSET_DIR, "embedded_head.npz")
 TEXTURE_PATH = os.path.join(ASSET_DIR, "embedded_albedo.npz")
+# Where a head's `source` text names the recognizer that judged its identity space (issue 16: reports flag runs that
+# attack that recognizer).
+JUDGED_WITH = "identity space judged with: "
+
+
+def judged_with(source: str) -> str | None:
+    """The recognizer name that a model's or texture model's `source` text gives after JUDGED_WITH, else None."""
+    if JUDGED_WITH not in source:
+        return None
+    return source.split(JUDGED_WITH, 1)[1].split(";")[0].strip() or None
 
 
 @functools.lru_cache(maxsize=1)

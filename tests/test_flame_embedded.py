@@ -128,6 +128,8 @@ def test_loads_through_the_flame_file_path(model, tmp_path):
     texture = flame_io.load(embedded.TEXTURE_PATH)
     assert isinstance(loaded, flame.FlameModel) and isinstance(texture, flame.TextureModel)
     assert (model.name, model.license) == ("simadv_embedded_head", "Apache-2.0") and "lfw_subset" in model.source
+    assert embedded.judged_with(model.source) == embedded.judged_with(texture.source) == "faceres"
+    assert embedded.judged_with("procedural") is None
     for a, b in zip(jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(loaded)):
         np.testing.assert_array_equal(a, b)
     # And it round-trips through save_npz like any model.

@@ -18,7 +18,7 @@ import numpy as np
 from flame.atomic import write_bytes_atomic
 from flame.build.head import build_model
 from flame.build.texture import build_texture
-from flame.embedded import ASSET_DIR, MODEL_PATH, TEXTURE_PATH
+from flame.embedded import ASSET_DIR, JUDGED_WITH, MODEL_PATH, TEXTURE_PATH
 from flame.io import save_npz
 
 MODEL_FILE = os.path.basename(MODEL_PATH)
@@ -26,8 +26,11 @@ TEXTURE_FILE = os.path.basename(TEXTURE_PATH)
 HASH_FILE = "SHA256SUMS"
 NAME = "simadv_embedded_head"
 LICENSE = "Apache-2.0"
+# The independent recognizer whose scores judged the identity space's design (never dlib's; `flame.embedded.judged_with`
+# reads it back): reports should flag runs that attack it (issue 16's rule).
+JUDGE = "faceres"
 SOURCE = ("procedural geometry and painting (flame/build/); albedo modulated by the luminance statistics of 100 LFW "
-          "face crops in scikit-image's skimage/data/lfw_subset.npy")
+          f"face crops in scikit-image's skimage/data/lfw_subset.npy; {JUDGED_WITH}{JUDGE}")
 LFW_MEMBER = "skimage/data/lfw_subset.npy"
 
 
