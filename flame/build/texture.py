@@ -8,12 +8,13 @@ The map is painted at the exact surface point of every texel (`common.uv_to_dire
     the face by the mean luminance pattern of real faces (LFW crops, brightness-normalised);
   * the eyeballs (`eyes.EYE_UV_*`, a strip of the hidden bottom cap's texels, painted by the angle from
     the front pole): pupil, iris with a dark limbus, sclera; only the iris colour component changes them;
-  * 26 designed components (skin tone from very light to very dark, redness, olive; brow lightness, thickness,
-    height and arch; hair colour black -> brown, blond, grey, hairline height; full beard, moustache, stubble; lip
+  * 24 designed components (skin tone from very light to very dark, redness, olive; brow lightness, thickness,
+    height and arch; hair colour black -> brown, blond, grey, hairline height; stubble; lip
     redness, lightness and fullness; iris colour; freckles, moles, forehead wrinkles, age folds, dark circles, eye
     shadow, blush, lash line), LFW-independent, interleaved with 18 mirror-symmetric principal components
     (std x _FACE_GAIN) of the real faces' luminance patterns (real variation of eyes, brows, nose, mouth and face
-    shape as they appear in photographs), 44 in all;
+    shape as they appear in photographs), 42 in all (a painted full beard and moustache cost dlib's CNN
+    detector 4-6 points of detection rate: BUILD.md);
   * the mouth interior (`mouth.MOUTH_UV_*`, the hidden back of the neck's bottom cap elsewhere):
     upper and lower teeth behind the lips, a dark red cavity between them; no component changes it;
   * every component has unit max |basis| (stored on a 2^-10 grid, `_quantized`) and its std in albedo units
@@ -176,12 +177,6 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     cheeks = front * np.maximum.reduce([gauss(x, y, s * 0.045, -0.02, 0.015, 0.013) for s in (1.0, -1.0)])
     beard = front * ramp((0.0 - y) / 0.02) * ramp((y + 0.115) / 0.01) * ramp((-m + 0.05 - ax) / 0.02) * (1.0 - lips)
     beard = beard * (1.0 - _disc(x, y, 0.0, -0.02, 0.02, 0.03))
-    # A full beard: jaw, chin and cheeks below the cheekbones, sideburns down to it; a moustache over the upper lip.
-    side = ramp((ax - 0.06) / 0.01) * ramp((z - surface.EAR[1] - 0.014) / 0.006)
-    full_beard = ramp((-0.03 - y + 0.012 * ramp((ax - 0.02) / 0.03)) / 0.012) * ramp((y + 0.13) / 0.01)
-    full_beard = np.maximum(front, side) * full_beard * (1.0 - lips) * (1.0 - _disc(x, y, 0.0, -0.04, 0.015, 0.012))
-    moustache = front * _disc(x, y, 0.0, m + 0.011, 0.026, 0.0055) * (1.0 - lips) * (1.0 - _disc(
-        x, y, 0.0, -0.031, 0.012, 0.005))
 
     mean_pattern, patterns = _face_patterns(lfw_faces)
     rows, cols = _crop_coordinates(x, y)
@@ -229,7 +224,6 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
     stubble = beard * np.clip(_noise(rng, x.shape, 0.8) + 1.0, 0.0, None)
     freckles = front * (cheeks + gauss(x, y, 0.0, -0.005, 0.03, 0.02)) * np.clip(_noise(rng, x.shape, 1.0) - 1.2,
                                                                                    0.0, None)
-    whiskers = 1.0 + 0.25 * _strands(rng, x.shape, 1.5, 0.6)
     moles = front * _spots(rng, x, y, 6, 0.0018) * eye_free * (1.0 - lips)
     forehead = front * gauss(x, y, 0.0, 0.065, 0.035, 0.012) * (1.0 - hair)
     lines = forehead * (0.5 - 0.5 * np.cos(2.0 * np.pi * (y - 0.002 * np.cos(x / 0.02)) / 0.007))
@@ -244,13 +238,11 @@ def build_texture(lfw_faces: np.ndarray, name: str, source: str, license_: str) 
         0.13 * (skin_mask * luminance)[..., None] * np.array([1.0, 0.95, 0.88]),  # skin tone
         0.08 * brows[..., None] * np.ones(3),  # brow lightness
         0.09 * hair[..., None] * np.array([1.0, 0.85, 0.65]),  # hair colour (black -> brown)
-        0.3 * (full_beard * whiskers)[..., None] * (_HAIR - _SKIN),  # full beard
         0.5 * (brows_wide - brows)[..., None] * brow_colour,  # brow thickness
         0.06 * lips[..., None] * np.array([1.0, -0.5, -0.4]),  # lip redness
         0.10 * hair[..., None] * np.array([1.0, 0.8, 0.45]),  # blond
         0.5 * (brows_up - brows)[..., None] * brow_colour,  # brow height
         0.035 * skin_mask[..., None] * np.array([1.0, -0.3, -0.3]),  # redness
-        0.3 * (moustache * whiskers)[..., None] * (_HAIR - _SKIN),  # moustache
         -0.025 * stubble[..., None] * np.ones(3),  # stubble
         iris_colour,  # iris colour (brown -> blue/grey), on the eyeballs' strip
         0.03 * skin_mask[..., None] * np.array([0.4, 0.3, -0.6]),  # olive / yellow
