@@ -98,3 +98,31 @@ def test_alignment_sentence_names_the_box_and_the_failures_to_acquire():
     assert "oracle" in html.alignment_sentence({})  # results written before --alignment
     sentence = html.alignment_sentence({"alignment": {"name": "pipeline", "box_source": "blazeface"}})
     assert "blazeface" in sentence and "failure to acquire" in sentence
+    counts = {"reinforce": {"invalid": 5, "failures_to_acquire": 3, "invalid_renders": 2}}
+    sentence = html.alignment_sentence({"alignment": {"name": "pipeline", "box_source": "blazeface"},
+                                        "acquisition": counts})
+    assert sentence.endswith("; failures to acquire: reinforce 3 of its 5 invalid samples.")
+
+
+def test_failures_to_acquire_are_told_apart_from_failed_renders():
+    """events.jsonl lists every invalid sample's rho; results re-score them for the pipeline's acquired flag."""
+    from types import SimpleNamespace
+
+    from simadv_jax.search import events as search_events
+    from simadv_jax.search.results import acquisition
+
+    rho = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    valid = np.array([[True, False, False], [False, True, True]])
+    record = SimpleNamespace(counted=np.array([True, True]), valid=valid, scores=np.zeros((2, 3), np.float32),
+                             adversarial=np.zeros((2, 3), bool), query=np.arange(1, 7).reshape(2, 3), rho=rho)
+    runs = SimpleNamespace(queries=np.array([3, 3]), done=np.zeros(2, bool), clipped=np.zeros(2, int))
+    scenario = SimpleNamespace(similarity=lambda loss: loss)
+    lines = search_events.events_records("reinforce", 0, record, runs, scenario)
+    assert [[e["k"] for e in line["invalid"]] for line in lines] == [[1, 2], [0]]
+    assert lines[0]["invalid"][1] == {"k": 2, "query": 3, "rho": [4.0, 5.0]}
+    # rho[0, 1] = (2, 3) is not acquired; the other two invalid samples failed to render.
+    evaluation = SimpleNamespace(score_points=lambda r: SimpleNamespace(acquired=r[:, 0] != 2.0))
+    old_line = {"valid": [False, True]}  # written before the "invalid" field: counted as a failed render
+    counts = acquisition(evaluation, {"reinforce": lines + [old_line], "uniform": []}, ["reinforce", "uniform"])
+    assert counts == {"reinforce": {"invalid": 4, "failures_to_acquire": 1, "invalid_renders": 3},
+                      "uniform": {"invalid": 0, "failures_to_acquire": 0, "invalid_renders": 0}}

@@ -117,3 +117,19 @@ def test_parts_and_chips_match_dlib_on_fetched_photos(dlib, predict):
     group = [(image, rect) for (_, name, _, _), (image, rect) in zip(model_fixtures.photo_faces(), faces)
              if name == "t1.jpg"]
     check_chips(dlib, group[0][0], [rect for _, rect in group])
+
+
+def test_predict_inside_shard_map_equals_predict(predict):
+    """The evaluation runs the pipeline inside shard_map, where the image varies over the mesh axis (a loop carry
+    started from the constant initial shape once had another type there)."""
+    from jax.sharding import Mesh, PartitionSpec
+
+    predictor = shape_predictor.load()
+    chips = jnp.asarray(np.rint(model_fixtures.rendered_chips("dlib150")[:2] * 255), jnp.float32)
+    rect = jnp.asarray([12.0, 12.0, 138.0, 138.0])
+    mesh = Mesh(np.array(jax.devices()[:1]), ("batch",))
+    sharded = jax.jit(jax.shard_map(
+        jax.vmap(lambda image: shape_predictor.predict(predictor, shape_predictor.intensity(image), rect)),
+        mesh=mesh, in_specs=PartitionSpec("batch"), out_specs=PartitionSpec("batch")))
+    want = np.stack([np.asarray(predict(chip, rect[None]))[0] for chip in chips])
+    np.testing.assert_array_equal(np.asarray(sharded(chips)), want)

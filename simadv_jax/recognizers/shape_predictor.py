@@ -158,7 +158,11 @@ def predict(predictor: ShapePredictor, grey: jax.Array, rect: jax.Array) -> jax.
     `dlib.shape_predictor(img, rect).parts()`. Pure; vmap over images and boxes."""
     p = jax.tree.map(jnp.asarray, predictor)
     rect = jnp.asarray(rect, jnp.float32)
-    shape, _ = jax.lax.scan(lambda s, xs: (_level(p, grey, rect, s, xs), None), p.initial,
+    # Inside shard_map the image varies over the mesh's axes and so does every level's output; the loop's
+    # initial shape must vary over the same axes for its carry to keep one type: adding 0 x (a pixel of the image
+    # + the box's left edge, both finite) makes it so on any JAX version, and changes no value.
+    initial = p.initial + 0.0 * (grey[0, 0] + rect[0])
+    shape, _ = jax.lax.scan(lambda s, xs: (_level(p, grey, rect, s, xs), None), initial,
                             (p.idx1, p.idx2, p.thresh, p.leaves, p.anchor, p.deltas))
     return _to_pixels(shape, rect)
 

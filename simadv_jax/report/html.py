@@ -109,7 +109,16 @@ def alignment_sentence(results: dict) -> str:
         return "Alignment: oracle (each image rendered straight into the recognizer's aligned crop)."
     return (f"Alignment: pipeline (a photo cropped as deployed dlib does; face box from {alignment['box_source']}, "
             "5-point shape predictor, 150x150 chip). A pair whose face was not acquired is a failure to acquire, "
-            "counted as invalid, never as a false non-match.")
+            "counted as invalid, never as a false non-match" + _acquisition(results) + ".")
+
+
+def _acquisition(results: dict) -> str:
+    """'; failures to acquire: NAME a of its b invalid samples, ...' ('' without results.json `acquisition`)."""
+    counts = results.get("acquisition")
+    if not counts:
+        return ""
+    return "; failures to acquire: " + ", ".join(
+        f"{name} {c['failures_to_acquire']} of its {c['invalid']} invalid samples" for name, c in counts.items())
 
 
 def report(results: dict) -> str:

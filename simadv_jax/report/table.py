@@ -37,7 +37,8 @@ COLUMNS = (
     Column("Median queries to first", lambda s: _number(s["median_queries_to_first_adversarial"], ".0f"),
            "median, over the runs that found one, of the queries until the first adversarial"),
     Column("Invalid", lambda s: str(s["invalid"]),
-           "samples that rendered no face or gave a non-finite score (never counted as adversarial)"),
+           "samples that rendered no face, whose face the pipeline did not acquire (--alignment=pipeline), or that "
+           "gave a non-finite score (never counted as adversarial)"),
     Column("Clipped", lambda s: str(s["clipped"]),
            "samples a strategy proposed outside the searched box, clipped to it before rendering"),
 )

@@ -23,7 +23,9 @@ def events_records(strategy: str, iteration: int, record, runs, scenario) -> lis
 
     Fields: strategy, iteration (0-based), run, queries (the run's total after it), scores (K recognizer
     similarities, null when non-finite), valid (K bools), adversarial (indices k), adversarials
-    ([{k, query, rho}]), best ({k, query, rho} of the lowest valid loss, or null), done, clipped (total).
+    ([{k, query, rho}]), invalid ([{k, query, rho}] of the samples that were not valid, so results can tell a
+    failure to acquire from a failed render), best ({k, query, rho} of the lowest valid loss, or null), done,
+    clipped (total).
     """
     lines = []
     for r in np.flatnonzero(record.counted):
@@ -40,6 +42,8 @@ def events_records(strategy: str, iteration: int, record, runs, scenario) -> lis
             "adversarial": [int(k) for k in np.flatnonzero(record.adversarial[r])],
             "adversarials": [{"k": int(k), "query": int(record.query[r, k]), "rho": record.rho[r, k].tolist()}
                              for k in np.flatnonzero(record.adversarial[r])],
+            "invalid": [{"k": int(k), "query": int(record.query[r, k]), "rho": record.rho[r, k].tolist()}
+                        for k in np.flatnonzero(~valid)],
             "best": ({"k": best, "query": int(record.query[r, best]), "rho": record.rho[r, best].tolist()}
                      if np.isfinite(losses[best]) else None),
             "done": bool(runs.done[r]),

@@ -93,7 +93,7 @@ def build_results(setup, config, finals: dict, events: dict, completed: dict, se
         "alignment": {"name": evaluation.renderer.alignment, "box_source": evaluation.renderer.box_source,
                       "note": None if evaluation.renderer.box_source is None else
                       "a pair whose face the pipeline did not acquire is a failure to acquire: counted in `invalid`, "
-                      "never an adversarial"},
+                      "never an adversarial, and apart in `acquisition`"},
         "head": {"model": setup.model.name, "texture": setup.texture_model.name},
         "space": {"spec": space.spec, "names": list(space.names), "lows": space.lows.tolist(),
                   "highs": space.highs.tolist()},
@@ -208,6 +208,20 @@ def transfer_matrix(setup, targets, rhos: np.ndarray, strategies: list[str]) -> 
     return {"targets": rescored, "matrix": matrix}
 
 
+def acquisition(evaluation, events: dict, strategies) -> dict:
+    """results.json's "acquisition" with --alignment=pipeline: per strategy, of its invalid samples (events'
+    "invalid"), the failures to acquire (the pipeline found no face in the reference or the probe; re-scored,
+    `PointScores.acquired`) and the renders that failed otherwise: {name: {"invalid", "failures_to_acquire",
+    "invalid_renders"}}. Lines of logs written before the "invalid" field count as failed renders."""
+    out = {}
+    for name in strategies:
+        rho = np.asarray([entry["rho"] for line in events[name] for entry in line.get("invalid", [])], np.float32)
+        invalid = sum(line["valid"].count(False) for line in events[name])
+        lost = int(np.sum(~evaluation.score_points(rho).acquired)) if len(rho) else 0
+        out[name] = {"invalid": invalid, "failures_to_acquire": lost, "invalid_renders": invalid - lost}
+    return out
+
+
 def failure_rate(setup, config, events: dict, rhos: np.ndarray) -> dict:
     """results.json's "failure_rate": P(adversarial) under the space's uniform distribution by importance sampling
     around the search's adversarials `rhos` (A, n) and best samples (`search.estimate`), with its interval.
@@ -277,6 +291,8 @@ def write_outputs(setup, config, output_dir: str, finals: dict, events: dict, co
         results["rescore"] = rescore(setup, config.rescore_with, rhos, [name for name, _ in saved])
     if config.transfer_to and saved:
         results["transfer"] = transfer_matrix(setup, config.transfer_to, rhos, [name for name, _ in saved])
+    if evaluation.renderer.box_source is not None:
+        results["acquisition"] = acquisition(evaluation, events, config.strategies)
     if not config.stop_at_first and found:
         def similarity(rho):
             scores = evaluation.score_points(rho)
