@@ -34,6 +34,13 @@ def judged_with(source: str) -> str | None:
     return source.split(JUDGED_WITH, 1)[1].split(";")[0].strip() or None
 
 
+def head_record(model, texture_model) -> dict:
+    """A study payload's "head": {"model", "texture" (names), "judged_with" (the recognizer that judged the
+    identity space of either, or None)}."""
+    return {"model": model.name, "texture": texture_model.name,
+            "judged_with": judged_with(model.source) or judged_with(texture_model.source)}
+
+
 @functools.lru_cache(maxsize=1)
 def embedded_model() -> FlameModel:
     """The embedded head as a FlameModel with numpy leaves (float32 / int32)."""

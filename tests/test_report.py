@@ -126,3 +126,19 @@ def test_failures_to_acquire_are_told_apart_from_failed_renders():
     counts = acquisition(evaluation, {"reinforce": lines + [old_line], "uniform": []}, ["reinforce", "uniform"])
     assert counts == {"reinforce": {"invalid": 4, "failures_to_acquire": 1, "invalid_renders": 3},
                       "uniform": {"invalid": 0, "failures_to_acquire": 0, "invalid_renders": 0}}
+
+
+def test_a_study_attacking_the_recognizer_that_judged_the_head_is_flagged():
+    from simadv_jax.regions import page
+
+    results = _results()
+    assert table.judged_sentence(results["head"], table.search_attacked(results)) == ""  # no judge named
+    results["head"]["judged_with"] = "faceres"
+    assert table.judged_sentence(results["head"], ["dlib_resnet"]) == ""
+    results["config"] = {"transfer_to": ["faceres"]}
+    sentence = table.judged_sentence(results["head"], table.search_attacked(results))
+    assert sentence.startswith("Caution: the head's identity space was designed with faceres's scores")
+    assert html._e(sentence) in html.report(results) and sentence in table.table_markdown(results)
+    region = {"recognizer": {"name": "dlib_resnet"}, "config": {"recognizers": ["faceres"]},
+              "head": {"judged_with": "faceres"}}
+    assert "Caution" in page._judged(region) and page._judged({**region, "config": {}}) == ""

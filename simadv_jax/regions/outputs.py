@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from flame.embedded import head_record
 from simadv_jax.regions import figures
 from simadv_jax.regions.describe import describe
 from simadv_jax.regions.flood import Region
@@ -128,7 +129,7 @@ def write_outputs(study: Study, output_dir: str, found: list[Distinct], passes: 
         "schema_version": SCHEMA_VERSION, "config": config.to_json(), "scenario": evaluation.scenario.name,
         "recognizer": {"name": setup.recognizer.name, "metric": setup.recognizer.metric,
                        "threshold": evaluation.similarity_threshold, "loss_threshold": evaluation.loss_threshold},
-        "head": {"model": setup.model.name, "texture": setup.texture_model.name},
+        "head": head_record(setup.model, setup.texture_model),
         "space": {"spec": space.spec, "names": list(space.names), "lows": space.lows.tolist(),
                   "highs": space.highs.tolist()},
         "dims": [space.names[k] for k in study.dims], "spacing": study.spacing.tolist(), "refine": config.refine,

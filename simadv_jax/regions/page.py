@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 
+from simadv_jax.report.table import judged_sentence
+
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:.5em 0}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td.left,th.left{text-align:left}"
           "img{max-width:100%}code{background:#f4f4f4;padding:0 3px}")
@@ -62,6 +64,13 @@ def _landscape(results: dict) -> str:
               "<img src='landscape_heatmaps.png' alt='heat maps'>")
 
 
+def _judged(results: dict) -> str:
+    """The caution when the flood or a landscape attacks the recognizer that judged the head ('' otherwise)."""
+    attacked = [results["recognizer"]["name"], *results["config"].get("recognizers", [])]
+    sentence = judged_sentence(results.get("head"), attacked)
+    return f"<p><b>{_e(sentence)}</b></p>" if sentence else ""
+
+
 def report(results: dict) -> str:
     """The page's HTML text (relative links, so the directory can be moved)."""
     seeds = _table(["seed", "score", "region"], [[s["index"], f"{s['score']:.4f}", s["region"]]
@@ -73,6 +82,7 @@ def report(results: dict) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>simadv-jax regions</title>",
         f"<style>{_STYLE}</style></head><body><h1>Adversarial regions</h1>",
         _setting(results),
+        _judged(results),
         f"<h2>At a glance</h2><p>{results['distinct_regions']} distinct region(s) from {len(results['seeds'])} "
         f"seed(s), {results['timing']['evaluations']} points scored.</p><ul>{glance}</ul>{seeds}",
         *(_region(entry) for entry in results["regions"]),

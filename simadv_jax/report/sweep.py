@@ -10,6 +10,7 @@ import numpy as np
 
 from simadv_jax.report.files import write_bytes_atomic, write_json_atomic
 from simadv_jax.report.plots import figure_png, pyplot
+from simadv_jax.report.table import judged_sentence
 
 NPZ, JSON, TABLE = "sweep.npz", "sweep.json", "table.md"
 
@@ -153,6 +154,8 @@ def table_markdown(payload: dict) -> str:
              f"Space: `{payload['space']}`.", "", f"Scale of the tables and the figure: **{scale}**, "
              f"{payload['scales'][scale]} (sweep.json holds every scale).", "", "## Summary", ""]
     lines += [f"- {line}" for line in payload["summary"]] + [""]
+    judged = judged_sentence(payload.get("head"), [r["spec"] for r in payload["recognizers"].values()])
+    lines += [judged, ""] if judged else []
     if "comparisons" in payload:
         lines += _comparison_tables(payload, scale)
     lines += _recognizer_table(payload)

@@ -102,6 +102,24 @@ def rarity_sentence(results: dict) -> str:
     return f"How common failures are: {source} ({100 * rate:.3g}%); {meaning}."
 
 
+def judged_sentence(head: dict, attacked) -> str:
+    """A flag for a study that attacks the recognizer whose scores judged the head's identity space (payload
+    "head" with "judged_with", see flame.embedded.head_record; attacked: recognizer names), '' otherwise."""
+    judge = (head or {}).get("judged_with")
+    if not judge or judge not in attacked:
+        return ""
+    return (f"Caution: the head's identity space was designed with {judge}'s scores, and this study attacks {judge}: "
+            "its failures over identity parameters are not independent of how the head was built (other "
+            "recognizers' are).")
+
+
+def search_attacked(results: dict) -> list:
+    """The recognizers a search attacks: its own, --rescore_with and --transfer_to."""
+    config = results.get("config", {})
+    return [results["recognizer"]["name"], *([config["rescore_with"]] if config.get("rescore_with") else []),
+            *config.get("transfer_to", [])]
+
+
 def failure_rate_sentence(results: dict) -> str:
     """The --estimate_failure_rate result in words ('' without one)."""
     if "failure_rate" not in results:
@@ -147,6 +165,9 @@ def table_markdown(results: dict) -> str:
         lines += ["", failure_rate_sentence(results)]
     if rarity_sentence(results):
         lines += ["", rarity_sentence(results)]
+    judged = judged_sentence(results.get("head"), search_attacked(results))
+    if judged:
+        lines += ["", judged]
     modes = modes_lines(results)
     if modes:
         lines += ["", modes[0], "", *(f"- {line}" for line in modes[1:])]

@@ -19,6 +19,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
+from flame.embedded import head_record
 from simadv_jax.report import images as report_images
 from simadv_jax.report.outputs import ADVERSARIALS_DIR, PairTile, RunSequence, write_search_report
 from simadv_jax.search import estimate
@@ -94,7 +95,7 @@ def build_results(setup, config, finals: dict, events: dict, completed: dict, se
                       "note": None if evaluation.renderer.box_source is None else
                       "a pair whose face the pipeline did not acquire is a failure to acquire: counted in `invalid`, "
                       "never an adversarial, and apart in `acquisition`"},
-        "head": {"model": setup.model.name, "texture": setup.texture_model.name},
+        "head": head_record(setup.model, setup.texture_model),
         "space": {"spec": space.spec, "names": list(space.names), "lows": space.lows.tolist(),
                   "highs": space.highs.tolist()},
         "strategies": strategies,

@@ -21,6 +21,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from flame.embedded import head_record
 from flame.model import FlameModel, TextureModel
 from simadv_jax.evaluate import Evaluation, make_evaluate
 from simadv_jax.recognizers.base import Recognizer
@@ -152,6 +153,7 @@ def run_sweep(config: SweepConfig, output_dir: str, *, resume: bool = False, fla
             raise rundir.os_error(output_dir, e, f"checkpointing {label}; every completed chunk is kept: free "
                                   "space and continue with --resume") from None
     payload = results.payload(config, plan, infos, scores)
+    payload["head"] = head_record(model, texture_model)
     payload["timing"] = {"seconds_per_recognizer": seconds, "points": len(plan.rho)}
     try:
         write_sweep_report(output_dir, payload, results.arrays(plan, infos, scores))
