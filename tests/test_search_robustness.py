@@ -153,6 +153,10 @@ def test_ctrl_c_prints_one_line_and_resume_finishes(tmp_path):
     args = [sys.executable, "-m", "launch.search", "--flagfile=launch/configs/quickstart.flags", f"--output_dir={out}",
             "--strategy=uniform", "--runs=2", "--samples_per_iteration=2", "--max_iterations=200",
             "--stop_at_first=false", "--noprogress", "--max_saved_adversarials=1"]
+    # Ctrl-C raises KeyboardInterrupt in the child even when this test runs with SIGINT ignored (a background job of
+    # a non-interactive shell, which the child would inherit): Python installs its handler only over the default.
+    args[1:3] = ["-c", "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "sys.argv[0] = 'launch.search'; runpy.run_module('launch.search', run_name='__main__')"]
     process = subprocess.Popen(args, cwd=ROOT, env=environment(devices=1), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -160,6 +164,7 @@ def test_ctrl_c_prints_one_line_and_resume_finishes(tmp_path):
         while not (out / "events.jsonl").exists() or os.path.getsize(out / "events.jsonl") == 0:
             assert time.time() < deadline and process.poll() is None, process.communicate()[1][-3000:]
             time.sleep(0.2)
+        assert process.poll() is None, "the search ended before it could be interrupted"
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:
