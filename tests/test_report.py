@@ -132,11 +132,11 @@ def test_a_study_attacking_the_recognizer_that_judged_the_head_is_flagged():
     from simadv_jax.regions import page
 
     results = _results()
-    assert table.judged_sentence(results["head"], table.search_attacked(results)) == ""  # no judge named
+    assert table.search_caution(results) == ""  # no judge named
     results["head"]["judged_with"] = "faceres"
     assert table.judged_sentence(results["head"], ["dlib_resnet"]) == ""
     results["config"] = {"transfer_to": ["faceres"]}
-    sentence = table.judged_sentence(results["head"], table.search_attacked(results))
+    sentence = table.search_caution(results)
     assert sentence.startswith("Caution: the head's identity space was designed with faceres's scores")
     assert html._e(sentence) in html.report(results) and sentence in table.table_markdown(results)
     region = {"recognizer": {"name": "dlib_resnet"}, "config": {"recognizers": ["faceres"]},

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simadv_jax.benchmarks import efficiency, recognizers, regions, render, search
+from simadv_jax import search as search_loop
 from simadv_jax.search import experiment
 from simadv_jax.search.config import SearchConfig
 from simadv_jax.setup import build_setup
@@ -79,8 +80,8 @@ def naive_vs_batched(runs: int = NAIVE_RUNS, samples: int = NAIVE_SAMPLES, repea
     batched = experiment.compiled_step(setup, config, "reinforce", strategy, data, placed)
     batched_s = _best(batched, data, placed, repeats=repeats)
 
-    ask = jax.jit(lambda r: experiment.search.ask_runs(strategy, r))
-    tell = jax.jit(lambda r, a, scores, valid: experiment.search.tell_runs(
+    ask = jax.jit(lambda r: search_loop.ask_runs(strategy, r))
+    tell = jax.jit(lambda r, a, scores, valid: search_loop.tell_runs(
         strategy, r, a, scores, valid, threshold=evaluation.loss_threshold, stop_at_first=False))
     render_pair = jax.jit(lambda head, rho: evaluation.renderer.render_pairs(head, rho[None], None).image)
     embed = jax.jit(recognizer.embed)

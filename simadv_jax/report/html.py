@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 
-from simadv_jax.report.table import (COLUMNS, failure_rate_sentence, judged_sentence, modes_lines, rarity_sentence,
-                                     rescore_sentence, rows, score_sentence, search_attacked)
+from simadv_jax.report.table import (COLUMNS, failure_rate_sentence, modes_lines, rarity_sentence, rescore_sentence, rows,
+                                     score_sentence, search_caution)
 
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"
@@ -125,6 +125,7 @@ def report(results: dict) -> str:
     """The page's HTML text (relative links, so the directory can be moved)."""
     recognizer, space = results["recognizer"], results["space"]
     rescore = rescore_sentence(results)
+    caution = search_caution(results)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>simadv-jax search</title>",
         f"<style>{_STYLE}</style></head><body>",
@@ -134,8 +135,7 @@ def report(results: dict) -> str:
         f" / {_e(results['head']['texture'])}, searched space <code>{_e(space['spec'])}</code>.</p>",
         f"<p>{_e(score_sentence(results))}</p>",
         f"<p>{_e(alignment_sentence(results))}</p>",
-        f"<p><b>{_e(judged_sentence(results.get('head'), search_attacked(results)))}</b></p>"
-        if judged_sentence(results.get("head"), search_attacked(results)) else "",
+        f"<p><b>{_e(caution)}</b></p>" if caution else "",
         _glance(results),
         _table(results),
         f"<p>{_e(rescore)}</p>" if rescore else "",

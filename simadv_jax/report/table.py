@@ -113,11 +113,12 @@ def judged_sentence(head: dict, attacked) -> str:
             "recognizers' are).")
 
 
-def search_attacked(results: dict) -> list:
-    """The recognizers a search attacks: its own, --rescore_with and --transfer_to."""
+def search_caution(results: dict) -> str:
+    """`judged_sentence` for a search, which attacks its recognizer, --rescore_with's and --transfer_to's."""
     config = results.get("config", {})
-    return [results["recognizer"]["name"], *([config["rescore_with"]] if config.get("rescore_with") else []),
-            *config.get("transfer_to", [])]
+    attacked = [results["recognizer"]["name"], *([config["rescore_with"]] if config.get("rescore_with") else []),
+                *config.get("transfer_to", [])]
+    return judged_sentence(results.get("head"), attacked)
 
 
 def failure_rate_sentence(results: dict) -> str:
@@ -163,11 +164,8 @@ def table_markdown(results: dict) -> str:
         lines += ["", rescore_sentence(results)]
     if "failure_rate" in results:
         lines += ["", failure_rate_sentence(results)]
-    if rarity_sentence(results):
-        lines += ["", rarity_sentence(results)]
-    judged = judged_sentence(results.get("head"), search_attacked(results))
-    if judged:
-        lines += ["", judged]
+    lines += [line for sentence in (rarity_sentence(results), search_caution(results)) if sentence
+              for line in ("", sentence)]
     modes = modes_lines(results)
     if modes:
         lines += ["", modes[0], "", *(f"- {line}" for line in modes[1:])]
