@@ -31,6 +31,11 @@ LABELS = flags.DEFINE_list("labels", [], "Names of the recognizers in the output
 HEAD = flags.DEFINE_string("head", _D.head, "Head model: 'embedded' or a FLAME file.")
 TEXTURE = flags.DEFINE_string("texture", _D.texture, "Albedo model: 'embedded' or a FLAME/BFM texture file.")
 SUPERSAMPLE = flags.DEFINE_integer("supersample", _D.supersample, "Anti-aliasing factor of the renders.")
+ALIGNMENT = flags.DEFINE_enum("alignment", _D.alignment, ["oracle", "pipeline"],
+                              "oracle: render straight into each recognizer's aligned crop; pipeline: render a "
+                              "photo and crop it as deployed dlib does (face box -> 5-point shape predictor -> "
+                              "150x150 chip; dlib's recognizers only); a face not acquired is a failure to acquire, "
+                              "counted apart, never a false non-match.")
 INTERVALS = flags.DEFINE_list("intervals", [], "LO:HI intervals of the area between curves (default: the range's "
                               "first quarter, middle half, last quarter; -1:-0.5,-0.5:0.5,0.5:1 for yaw).")
 AT = flags.DEFINE_list("at", [], "Values of the paired comparisons (default: the range's ends and middle).")
@@ -68,8 +73,9 @@ def config_from_flags() -> SweepConfig:
         params=tuple(PARAM.value), ranges=_numbers(RANGE, float), steps=_numbers(STEPS, int), fixed=FIXED.value,
         identities=IDENTITIES.value, identity_components=COMPONENTS.value, recognizers=tuple(RECOGNIZERS.value),
         labels=tuple(LABELS.value), head=HEAD.value, texture=TEXTURE.value, supersample=SUPERSAMPLE.value,
-        intervals=tuple(INTERVALS.value), at=_numbers(AT, float), alpha=ALPHA.value, group_by=GROUP_BY.value,
-        groups=GROUPS.value, plot_scale=PLOT_SCALE.value, seed=SEED.value, chunk=CHUNK.value, progress=PROGRESS.value)
+        alignment=ALIGNMENT.value, intervals=tuple(INTERVALS.value), at=_numbers(AT, float), alpha=ALPHA.value,
+        group_by=GROUP_BY.value, groups=GROUPS.value, plot_scale=PLOT_SCALE.value, seed=SEED.value, chunk=CHUNK.value,
+        progress=PROGRESS.value)
 
 
 class ProgressBar:

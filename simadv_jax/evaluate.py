@@ -347,7 +347,12 @@ class Evaluation:
         """Pure `(data, rho (B, n)) -> EvalResult` sharded over `mesh`, for jitted callers that embed it in a
         larger step (pass `self.data`). rho is used as given (clip first). A point whose face the pipeline did not
         acquire is not valid."""
-        return self._apply(data, rho, self.sharding)[0]
+        return self.apply_acquired(data, rho)[0]
+
+    def apply_acquired(self, data: EvaluationData, rho: jax.Array) -> tuple[EvalResult, jax.Array]:
+        """`apply` and the (B,) bool acquired flags of the same call (both faces acquired; always True with oracle
+        alignment), so a caller tells a failure to acquire from a failed render without scoring again."""
+        return self._apply(data, rho, self.sharding)
 
     def evaluate(self, rho: jax.Array) -> EvalResult:
         """`apply` with `data` bound, jitted (recompiles per distinct B)."""

@@ -6,6 +6,7 @@ import numpy as np
 
 import flame
 from simadv_jax.params import ParamSpace
+from simadv_jax.recognizers import pipeline
 from simadv_jax.recognizers.base import Recognizer
 from simadv_jax.search.config import SearchConfig
 
@@ -23,6 +24,11 @@ def tiny_recognizer(size: int = TINY_SIZE, dim: int = 16, threshold: float = 0.9
 
     return Recognizer(params={"w": projection}, name="tiny_projection", input_size=size, template="arcface112",
                       apply_fn=apply_fn, metric="cosine", threshold=threshold)
+
+
+def dlib_chip_recognizer() -> Recognizer:
+    """The tiny projection recognizer on dlib's 150x150 chip (what --alignment=pipeline crops)."""
+    return tiny_recognizer(size=pipeline.CHIP_SIZE).replace(template="dlib150")
 
 
 @functools.lru_cache(None)

@@ -9,8 +9,9 @@ from simadv_jax import samples
 from simadv_jax.report.images import read_png, to_uint8
 from simadv_jax.search.config import SearchConfig
 from simadv_jax.search.experiment import run_search
+from simadv_jax.search.results import acquisition
 from simadv_jax.setup import build_setup
-from tests.search_fixtures import head, tiny_config, tiny_recognizer, without_timing
+from tests.search_fixtures import dlib_chip_recognizer, head, tiny_config, tiny_recognizer, without_timing
 from tests.subprocesses import last_line, run_module, run_script
 
 CONFIG = tiny_config(rescore_with="dlib_reference")
@@ -163,3 +164,28 @@ def test_impostor_search_hunts_false_matches(tmp_path):
                                   recognizer.embed(recognizer.params, probe[None]))
     assert float(similarity[0]) == pytest.approx(record["score"], abs=1e-4)
     assert float(np.abs(reference - probe).mean()) > 0.01
+
+
+def test_pipeline_search_counts_failures_to_acquire_as_it_goes(tmp_path):
+    """--alignment=pipeline end to end: results.json names the alignment and its box source (the mesh's box where
+    BlazeFace is not fetched), and "acquisition" counts the failures to acquire the search step recorded in the
+    events, which is what re-scoring the invalid samples gives."""
+    config = tiny_config(strategies=("uniform",), runs=1, samples_per_iteration=4, max_iterations=2,
+                         alignment="pipeline", threshold=-1.0)  # nothing adversarial: no failure modes to compute
+    setup = build_setup(config, recognizer=dlib_chip_recognizer(), head=head(), batch_size=8)
+    results = run_search(config, str(tmp_path), setup=setup)
+    box = setup.evaluation.renderer.box_source
+    assert results["alignment"]["name"] == "pipeline" and results["alignment"]["box_source"] == box
+    assert box in ("blazeface", "landmarks")
+    lines = [json.loads(line) for line in open(tmp_path / "events.jsonl")]
+    assert len(lines) == 2
+    for line in lines:  # a failure to acquire is an invalid sample
+        assert set(line["not_acquired"]) <= {e["k"] for e in line["invalid"]}
+    counts = results["acquisition"]["uniform"]
+    assert counts["invalid"] == results["strategies"]["uniform"]["invalid"]
+    assert counts["failures_to_acquire"] + counts["invalid_renders"] == counts["invalid"]
+    assert counts["failures_to_acquire"] == sum(len(line["not_acquired"]) for line in lines)
+    if box == "landmarks":
+        assert counts["failures_to_acquire"] == 0  # the projected mesh's box is always acquired
+    older = [{k: v for k, v in line.items() if k != "not_acquired"} for line in lines]  # the re-scoring fallback
+    assert acquisition(setup.evaluation, {"uniform": older}, ["uniform"]) == results["acquisition"]

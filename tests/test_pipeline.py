@@ -10,16 +10,11 @@ import pytest
 from simadv_jax import simulator
 from simadv_jax.evaluate import make_evaluate, make_renderer
 from simadv_jax.recognizers import pipeline, shape_predictor
-from tests.search_fixtures import head, space, tiny_recognizer
+from tests.search_fixtures import dlib_chip_recognizer, head, space, tiny_recognizer
 
 # The probe's pose and light; rows: frontal, turned, and a black head (no light) that no detector finds.
 SPEC = "yaw=-1:1,ambient=0:1,light_intensity=0:1"
 RHO = np.array([[0.0, 0.6, 0.3], [0.4, 0.6, 0.3], [-0.3, 0.7, 0.2], [0.0, 0.0, 0.0]], np.float32)
-
-
-def dlib_chip_recognizer():
-    """The tiny projection recognizer on dlib's 150x150 chip."""
-    return tiny_recognizer(size=pipeline.CHIP_SIZE).replace(template="dlib150")
 
 
 @functools.lru_cache(None)

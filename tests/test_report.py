@@ -105,7 +105,9 @@ def test_alignment_sentence_names_the_box_and_the_failures_to_acquire():
 
 
 def test_failures_to_acquire_are_told_apart_from_failed_renders():
-    """events.jsonl lists every invalid sample's rho; results re-score them for the pipeline's acquired flag."""
+    """With --alignment=pipeline each event line names the samples its step did not acquire, and results count
+    them without scoring again; lines written before that field have their invalid samples (events' "invalid")
+    re-scored for the pipeline's acquired flag."""
     from types import SimpleNamespace
 
     from simadv_jax.search import events as search_events
@@ -117,15 +119,27 @@ def test_failures_to_acquire_are_told_apart_from_failed_renders():
                              adversarial=np.zeros((2, 3), bool), query=np.arange(1, 7).reshape(2, 3), rho=rho)
     runs = SimpleNamespace(queries=np.array([3, 3]), done=np.zeros(2, bool), clipped=np.zeros(2, int))
     scenario = SimpleNamespace(similarity=lambda loss: loss)
-    lines = search_events.events_records("reinforce", 0, record, runs, scenario)
+    # rho[0, 1] = (2, 3) is not acquired; the other two invalid samples failed to render.
+    acquired = np.array([[True, False, True], [True, True, True]])
+    lines = search_events.events_records("reinforce", 0, record, runs, scenario, acquired)
+    assert [line["not_acquired"] for line in lines] == [[1], []]
     assert [[e["k"] for e in line["invalid"]] for line in lines] == [[1, 2], [0]]
     assert lines[0]["invalid"][1] == {"k": 2, "query": 3, "rho": [4.0, 5.0]}
-    # rho[0, 1] = (2, 3) is not acquired; the other two invalid samples failed to render.
-    evaluation = SimpleNamespace(score_points=lambda r: SimpleNamespace(acquired=r[:, 0] != 2.0))
-    old_line = {"valid": [False, True]}  # written before the "invalid" field: counted as a failed render
-    counts = acquisition(evaluation, {"reinforce": lines + [old_line], "uniform": []}, ["reinforce", "uniform"])
-    assert counts == {"reinforce": {"invalid": 4, "failures_to_acquire": 1, "invalid_renders": 3},
+    oracle = search_events.events_records("reinforce", 0, record, runs, scenario)  # oracle lines: no new field
+    assert oracle == [{k: v for k, v in line.items() if k != "not_acquired"} for line in lines]
+    scored = []
+
+    def score_points(r):
+        scored.append(r.tolist())
+        return SimpleNamespace(acquired=r[:, 0] != 2.0)
+
+    older = oracle[0]  # a line written before "not_acquired": its invalid samples are re-scored
+    oldest = {"valid": [False, True]}  # written before the "invalid" field: counted as a failed render
+    counts = acquisition(SimpleNamespace(score_points=score_points),
+                         {"reinforce": lines + [older, oldest], "uniform": []}, ["reinforce", "uniform"])
+    assert counts == {"reinforce": {"invalid": 6, "failures_to_acquire": 2, "invalid_renders": 4},
                       "uniform": {"invalid": 0, "failures_to_acquire": 0, "invalid_renders": 0}}
+    assert scored == [[[2.0, 3.0], [4.0, 5.0]]]  # only the older line's invalid samples were scored again
 
 
 def test_a_study_attacking_the_recognizer_that_judged_the_head_is_flagged():

@@ -1,6 +1,6 @@
 """Sweeps end to end on the tiny recognizer: every output, scores equal individually evaluated points, resume
-after Ctrl-C equals an uninterrupted sweep, two-parameter maps, the directory rules and flag errors; the command
-line with dlib's network."""
+after Ctrl-C equals an uninterrupted sweep, two-parameter maps, failures to acquire counted apart from false
+non-matches, the directory rules and flag errors; the command line with dlib's network."""
 import json
 import os
 
@@ -10,9 +10,10 @@ import pytest
 from simadv_jax.evaluate import make_evaluate
 from simadv_jax.report.images import read_png
 from simadv_jax.report.rundir import Interrupted
-from simadv_jax.sweep import SweepConfig, run_sweep
+from simadv_jax.report.sweep import table_markdown
+from simadv_jax.sweep import SweepConfig, results, run_sweep
 from simadv_jax.sweep.grid import build_plan
-from tests.search_fixtures import head, tiny_recognizer
+from tests.search_fixtures import dlib_chip_recognizer, head, tiny_recognizer
 from tests.subprocesses import run_module
 
 RECOGNIZERS = {"tiny_a": tiny_recognizer(threshold=0.9), "tiny_b": tiny_recognizer(seed=1, threshold=0.7)}
@@ -47,7 +48,10 @@ def test_a_two_recognizer_sweep_writes_every_output(straight):
         np.testing.assert_allclose(data["grid_0"], np.linspace(-1, 1, 9), atol=1e-6)
         assert data["identities"].shape == (9, 2) and data["identity_names"].tolist() == ["shape[0]", "texture[0]"]
         adversarial, similarity, valid = data["adversarial"], data["similarity"], data["valid"]
+        assert data["acquired"].all()  # oracle alignment: every face is acquired
     assert valid.all()
+    assert payload["alignment"] == {"name": "oracle", "box_source": None}
+    assert payload["recognizers"]["A"]["failure_to_acquire_fraction"] == 0.0
     np.testing.assert_array_equal(adversarial, similarity < data_thresholds())
     assert payload["grid"]["yaw"][4] == 0.0 and payload["identities"]["count"] == 9
     for scale in ("score", "margin", "rank"):
@@ -121,6 +125,58 @@ def test_ctrl_c_keeps_completed_chunks_and_resume_equals_an_uninterrupted_sweep(
     notes = []
     assert _without_timing(sweep(CONFIG, out, resume=True, log=notes.append)) == _without_timing(expected)
     assert notes and "is complete" in notes[0]
+
+
+def test_a_pipeline_sweep_records_its_alignment_and_resumes_only_with_it(tmp_path):
+    """--alignment=pipeline on dlib's chip: the box source that ran is recorded (the projected mesh's box where
+    BlazeFace is not fetched) and every point's acquired flag kept; --resume refuses another alignment."""
+    config = SweepConfig(steps=(2,), identities="random:2", identity_components=2, recognizers=("chip",),
+                         alignment="pipeline", progress=False)
+    out = tmp_path / "run"
+    payload = run_sweep(config, str(out), recognizers={"chip": dlib_chip_recognizer()}, head=head())
+    box = payload["alignment"]["box_source"]
+    assert payload["alignment"]["name"] == "pipeline" and box in ("blazeface", "landmarks")
+    with np.load(out / "sweep.npz") as data:
+        acquired, valid = data["acquired"][..., 0], data["valid"][..., 0]
+    assert acquired.shape == (2, 2) and not (valid & ~acquired).any()
+    assert payload["recognizers"]["chip"]["failure_to_acquire_fraction"] == pytest.approx(np.mean(~acquired))
+    if box == "landmarks":
+        assert acquired.all()  # the projected mesh's box is always acquired
+    assert f"face box from {box}" in open(out / "table.md").read()
+    refused = r"--alignment: --resume needs the same value as the sweep .*\('pipeline'\), got 'oracle'"
+    with pytest.raises(ValueError, match=refused):
+        run_sweep(SweepConfig(**{**config.__dict__, "alignment": "oracle"}), str(out), resume=True,
+                  recognizers={"chip": dlib_chip_recognizer()}, head=head())
+
+
+def test_failures_to_acquire_are_counted_apart_from_false_non_matches():
+    """A pair whose face the pipeline did not acquire is invalid: it leaves every false non-match rate (numerator
+    and denominator) and is counted in the failure-to-acquire rates instead."""
+    config = SweepConfig(**{**CONFIG.__dict__, "alignment": "pipeline", "recognizers": ("tiny_a",), "labels": ()})
+    plan = build_plan(config, *head())  # 9 identities (texture[0] level = identity % 3) x 9 yaws
+    similarity = np.random.default_rng(0).uniform(0.6, 1.0, plan.shape)
+    acquired = np.ones(plan.shape, bool)
+    acquired[:, -1] = False  # no face found at the last yaw
+    acquired[0, 0] = False  # nor for identity 0 at the first
+    adversarial = acquired & (similarity < 0.9)  # as score_points gives them: valid (so acquired) and below
+    scores = results.Scores(np.where(acquired, similarity, np.nan).astype(np.float32), acquired, adversarial,
+                            acquired)
+    payload = results.payload(config, plan, [results.RecognizerInfo("tiny_a", "tiny_a", "cosine", 0.9)],
+                              {"tiny_a": scores}, {"name": "pipeline", "box_source": "landmarks"})
+    failures = payload["recognizer_failures"]["tiny_a"]
+    np.testing.assert_allclose(failures["failure_to_acquire_rate"], [1 / 9] + [0.0] * 7 + [1.0])
+    assert failures["failure_rate"][0] == pytest.approx(adversarial[1:, 0].mean())  # of the 8 acquired
+    assert failures["failure_rate"][-1] is None  # nothing acquired there: no false non-match rate, not 0
+    np.testing.assert_allclose(failures["failure_rate"][1:-1], adversarial[:, 1:-1].mean(axis=0))
+    assert payload["recognizers"]["tiny_a"]["failure_to_acquire_fraction"] == pytest.approx(10 / 81)
+    for g, rate in enumerate(payload["groups"]["rates"]["tiny_a"]):  # texture[0] groups of 3 identities
+        assert rate["failures_to_acquire"] == 3 + (g == 0)
+        assert rate["pairs"] == 27 - rate["failures_to_acquire"]
+        assert rate["fnmr"] == pytest.approx(adversarial[g::3].sum() / rate["pairs"])
+    assert "did not acquire the face in 12% of the pairs" in payload["summary"][-1]
+    table = table_markdown(payload)
+    assert "face box from landmarks" in table and "Pairs not acquired: tiny_a 12.3%" in table
+    assert "| FNMR | 95% CI | failures to acquire |" in table
 
 
 def test_two_parameter_sweep_maps_failure_rates(tmp_path):

@@ -1,6 +1,7 @@
 """The report files of a parameter sweep, written from plain data (sweep.json's payload and sweep.npz's arrays):
-the Figure 2 analogue (mean score against the parameter with 95% bands, thresholds, failure rates), failure-rate
-maps of two-parameter sweeps, and table.md (the paper's Table 1 layout, per-recognizer failures, groups)."""
+the Figure 2 analogue (mean score against the parameter with 95% bands, thresholds, failure rates and, with
+--alignment=pipeline, failures to acquire), failure-rate maps of two-parameter sweeps, and table.md (the paper's
+Table 1 layout, per-recognizer failures, groups)."""
 from __future__ import annotations
 
 import io
@@ -9,6 +10,7 @@ import os
 import numpy as np
 
 from simadv_jax.report.files import write_bytes_atomic, write_json_atomic
+from simadv_jax.report.html import alignment_sentence
 from simadv_jax.report.plots import figure_png, pyplot
 from simadv_jax.report.table import judged_sentence
 
@@ -20,9 +22,15 @@ def _array(values) -> np.ndarray:
     return np.asarray(values, np.float64)
 
 
+def _pipeline(payload: dict) -> bool:
+    """Whether the sweep ran with --alignment=pipeline (payloads written before the field: oracle)."""
+    return (payload.get("alignment") or {}).get("name") == "pipeline"
+
+
 def curves_figure(payload: dict) -> bytes:
     """One-parameter sweep: top, each recognizer's mean on the shown scale with its 95% band and its threshold
-    (dashed; the 0 line on the margin scale, none on the rank scale); bottom, the share of identities failing."""
+    (dashed; the 0 line on the margin scale, none on the rank scale); bottom, the share of identities failing
+    (and, dotted, of those not acquired with --alignment=pipeline)."""
     plt = pyplot()
     scale, param = payload["shown"]["scale"], payload["params"][0]
     x = _array(payload["grid"][param])
@@ -34,8 +42,11 @@ def curves_figure(payload: dict) -> bytes:
         if scale == "score":
             threshold = payload["recognizers"][label]["threshold"]
             top.axhline(threshold, color=color, ls="--", lw=1, label=f"{label} threshold {threshold:.3f}")
-        bottom.plot(x, _array(payload["recognizer_failures"][label]["failure_rate"]), color=color, lw=1.4,
-                    label=label)
+        failures = payload["recognizer_failures"][label]
+        bottom.plot(x, _array(failures["failure_rate"]), color=color, lw=1.4, label=label)
+        if _pipeline(payload):
+            bottom.plot(x, _array(failures["failure_to_acquire_rate"]), color=color, ls=":", lw=1.2,
+                        label=f"{label} not acquired")
     if scale == "margin":
         top.axhline(0.0, color="k", ls="--", lw=1, label="threshold (every recognizer)")
     count = payload["identities"]["count"]
@@ -45,6 +56,8 @@ def curves_figure(payload: dict) -> bytes:
     top.legend(fontsize=7)
     bottom.set_ylim(-0.03, 1.03)
     bottom.set_ylabel("identities failing")
+    if _pipeline(payload):
+        bottom.legend(fontsize=7)
     bottom.set_xlabel(f"{param} (paper units)")
     fig.tight_layout()
     return figure_png(fig)
@@ -131,16 +144,29 @@ def _recognizer_table(payload: dict) -> list[str]:
     return lines + [""]
 
 
-def _groups_table(groups: dict) -> list[str]:
+def _groups_table(groups: dict, pipeline: bool) -> list[str]:
+    """The FNMR per group; with `pipeline` a column of the failures to acquire, apart from it."""
+    extra = " failures to acquire |" if pipeline else ""
     lines = [f"## False non-match rate by {groups['param']}", "", groups["meaning"] + ".", "",
-             f"| Recognizer | {groups['param']} | identities | pairs | FNMR | 95% CI |", "|---|---|---|---|---|---|"]
+             f"| Recognizer | {groups['param']} | identities | pairs | FNMR | 95% CI |{extra}",
+             "|---|---|---|---|---|---|" + "---|" * pipeline]
     for label, rates in groups["rates"].items():
         for (lo, hi), g in zip(groups["bins"], rates):
             where = f"{lo:+.2f}" if lo == hi else f"[{lo:+.2f}, {hi:+.2f}]"
             ci = "-" if g["ci95"] is None else f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}]"
             lines.append(f"| {label} | {where} | {g['identities']} | {g['pairs']} | {_number(g['fnmr'], '.3f')} "
-                         f"| {ci} |")
+                         f"| {ci} |" + (f" {g['failures_to_acquire']} |" if pipeline else ""))
     return lines + [""]
+
+
+def _alignment_text(payload: dict) -> str:
+    """How the probes were cropped (`html.alignment_sentence`); with the pipeline, each recognizer's share of
+    pairs not acquired."""
+    text = alignment_sentence(payload)
+    if not _pipeline(payload):
+        return text
+    shares = ", ".join(f"{label} {r['failure_to_acquire_fraction']:.1%}" for label, r in payload["recognizers"].items())
+    return f"{text} Pairs not acquired: {shares}."
 
 
 def table_markdown(payload: dict) -> str:
@@ -151,7 +177,8 @@ def table_markdown(payload: dict) -> str:
                       for label, r in payload["recognizers"].items())
     lines = [f"# Sweep of {' x '.join(payload['params'])}", "",
              f"{payload['identities']['count']} identities ({payload['identities']['spec']}); recognizers: {names}. "
-             f"Space: `{payload['space']}`.", "", f"Scale of the tables and the figure: **{scale}**, "
+             f"Space: `{payload['space']}`.", "", _alignment_text(payload), "",
+             f"Scale of the tables and the figure: **{scale}**, "
              f"{payload['scales'][scale]} (sweep.json holds every scale).", "", "## Summary", ""]
     lines += [f"- {line}" for line in payload["summary"]] + [""]
     judged = judged_sentence(payload.get("head"), [r["spec"] for r in payload["recognizers"].values()])
@@ -160,7 +187,7 @@ def table_markdown(payload: dict) -> str:
         lines += _comparison_tables(payload, scale)
     lines += _recognizer_table(payload)
     if "groups" in payload:
-        lines += _groups_table(payload["groups"])
+        lines += _groups_table(payload["groups"], _pipeline(payload))
     return "\n".join(lines)
 
 

@@ -55,20 +55,21 @@ class Strategy(NamedTuple):
     needs_gradient: bool = False
 
 
-def value_and_gradient(evaluate_fn: EvaluateFn) -> Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array]]:
-    """`rho (B, n) -> (scores (B,), valid (B,), grads (B, n))`, grads[b] = d scores[b] / d rho[b].
+def value_and_gradient(evaluate_fn: EvaluateFn) -> Callable[[jax.Array], tuple[jax.Array, ...]]:
+    """`rho (B, n) -> (scores (B,), valid (B,), grads (B, n), *extra)`, grads[b] = d scores[b] / d rho[b]; extra:
+    whatever evaluate_fn returns after (scores, valid) (e.g. the pipeline's acquired flags), not differentiated.
 
     One reverse pass of sum_b scores[b] (non-finite scores masked out): each score depends on its own row of rho
     only, so the gradient of the sum holds every row's own gradient.
     """
 
     def total(rho):
-        scores, valid = evaluate_fn(rho)
-        return jnp.sum(jnp.where(jnp.isfinite(scores), scores, 0.0)), (scores, valid)
+        scores, *rest = evaluate_fn(rho)
+        return jnp.sum(jnp.where(jnp.isfinite(scores), scores, 0.0)), (scores, *rest)
 
     def evaluate(rho):
-        (_, (scores, valid)), grads = jax.value_and_grad(total, has_aux=True)(rho)
-        return scores, valid, grads
+        (_, (scores, valid, *extra)), grads = jax.value_and_grad(total, has_aux=True)(rho)
+        return scores, valid, grads, *extra
 
     return evaluate
 

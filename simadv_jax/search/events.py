@@ -17,22 +17,24 @@ def _finite(value: float) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def events_records(strategy: str, iteration: int, record, runs, scenario) -> list[dict]:
+def events_records(strategy: str, iteration: int, record, runs, scenario,
+                   acquired: Optional[np.ndarray] = None) -> list[dict]:
     """One events.jsonl line per run active in this iteration (host numpy StepRecord and RunState; scenario: the
-    evaluation's Scenario, which turns the losses back into similarities).
+    evaluation's Scenario, which turns the losses back into similarities; acquired: (R, K) bool, the pipeline
+    found both faces, given with --alignment=pipeline only).
 
     Fields: strategy, iteration (0-based), run, queries (the run's total after it), scores (K recognizer
     similarities, null when non-finite), valid (K bools), adversarial (indices k), adversarials
-    ([{k, query, rho}]), invalid ([{k, query, rho}] of the samples that were not valid, so results can tell a
-    failure to acquire from a failed render), best ({k, query, rho} of the lowest valid loss, or null), done,
-    clipped (total).
+    ([{k, query, rho}]), invalid ([{k, query, rho}] of the samples that were not valid), not_acquired (indices k
+    of the failures to acquire, a subset of invalid's; only with `acquired`), best ({k, query, rho} of the lowest
+    valid loss, or null), done, clipped (total).
     """
     lines = []
     for r in np.flatnonzero(record.counted):
         valid = record.valid[r]
         losses = np.where(valid, record.scores[r], np.inf)
         best = int(np.argmin(losses))
-        lines.append({
+        line = {
             "strategy": strategy,
             "iteration": iteration,
             "run": int(r),
@@ -48,7 +50,10 @@ def events_records(strategy: str, iteration: int, record, runs, scenario) -> lis
                      if np.isfinite(losses[best]) else None),
             "done": bool(runs.done[r]),
             "clipped": int(runs.clipped[r]),
-        })
+        }
+        if acquired is not None:
+            line["not_acquired"] = [int(k) for k in np.flatnonzero(~acquired[r])]
+        lines.append(line)
     return lines
 
 

@@ -155,30 +155,46 @@ def _finished(runs, iteration: int, config: SearchConfig) -> bool:
     return iteration >= config.max_iterations or bool(np.all(np.asarray(runs.done)))
 
 
+def evaluate_fn(evaluation, data, gradient: bool) -> Callable:
+    """`rho (B, n) -> (loss, valid[, grads], acquired)`: `evaluation.apply_acquired` with `data`, with the loss's
+    gradient for a white-box strategy (`gradient`: `search.value_and_gradient`); acquired (B,) bool, the pipeline
+    found both faces."""
+
+    def evaluate(rho):
+        result, acquired = evaluation.apply_acquired(data, rho)
+        return *result, acquired
+
+    return search.value_and_gradient(evaluate) if gradient else evaluate
+
+
 def compiled_step(setup: Setup, config: SearchConfig, name: str, strategy, data, runs) -> Callable:
-    """`step(data, runs) -> (runs, record)`: one iteration of strategy `name`, compiled for (data, runs) and cached
-    on the setup. Compiled ahead, so that under jax.distributed the processes meet at the barrier with
-    compilation behind them."""
+    """`step(data, runs) -> (runs, record, acquired)`: one iteration of strategy `name` (`search.step`, with the
+    evaluation's (R * K,) acquired flags), compiled for (data, runs) and cached on the setup. Compiled ahead, so
+    that under jax.distributed the processes meet at the barrier with compilation behind them."""
     evaluation = setup.evaluation
     options = dict(threshold=evaluation.loss_threshold, stop_at_first=config.stop_at_first)
     key = ("steps", name, config.runs, config.samples_per_iteration, config.stop_at_first, str(config.options(name)))
     if key in setup.cache:
         return setup.cache[key]
     if evaluation.mesh is None:
-        step = jax.jit(lambda data, runs: search.step(strategy, runs, lambda rho: evaluation.apply(data, rho),
-                                                      **options)).lower(data, runs).compile()
+        def fused(data, runs):
+            asked = search.ask_runs(strategy, runs)
+            *evaluated, acquired = evaluate_fn(evaluation, data, strategy.needs_gradient)(asked.flat())
+            return *search.tell_runs(strategy, runs, asked, *evaluated, **options), acquired
+
+        step = jax.jit(fused).lower(data, runs).compile()
     else:
         ask = jax.jit(lambda runs: (lambda a: (a, a.flat()))(search.ask_runs(strategy, runs))).lower(runs).compile()
         asked, flat = jax.eval_shape(lambda runs: (lambda a: (a, a.flat()))(search.ask_runs(strategy, runs)), runs)
         replicated, evaluate = sharded_evaluation(setup, data, flat, strategy.needs_gradient)
         tell = jax.jit(functools.partial(search.tell_runs, strategy, **options)).lower(
-            runs, asked, *(jax.ShapeDtypeStruct(o.shape, o.dtype) for o in evaluate.out_info)).compile()
+            runs, asked, *(jax.ShapeDtypeStruct(o.shape, o.dtype) for o in evaluate.out_info[:-1])).compile()
 
         def step(data, runs):
             asked, rho = ask(runs)
             # The evaluation's input is global (every process supplies the same replicated rho).
-            result = evaluate(data, jax.make_array_from_process_local_data(replicated, np.asarray(rho)))
-            return tell(runs, asked, *(np.asarray(x) for x in result))
+            *result, acquired = evaluate(data, jax.make_array_from_process_local_data(replicated, np.asarray(rho)))
+            return *tell(runs, asked, *(np.asarray(x) for x in result)), np.asarray(acquired)
 
     setup.cache[key] = step
     return step
@@ -197,16 +213,15 @@ def check_differentiable(setup: Setup, data, name: str) -> None:
 
 def sharded_evaluation(setup: Setup, data, flat, gradient: bool):
     """(replicated sharding, the evaluation compiled for `flat`'s (B, n) batch over the mesh: `(data, rho) ->
-    (loss, valid)`, or `(loss, valid, grads)` with `gradient` (`search.value_and_gradient`)), cached on the setup:
-    strategies with the same batch share one compilation."""
+    (loss, valid[, grads], acquired)` (`evaluate_fn`)), cached on the setup: strategies with the same batch share
+    one compilation."""
     evaluation = setup.evaluation
     key = ("sharded evaluation", flat.shape, gradient)
     if key not in setup.cache:
         replicated = NamedSharding(evaluation.mesh, PartitionSpec())
 
         def evaluate(data, rho):
-            apply = functools.partial(evaluation.apply, data)
-            return search.value_and_gradient(apply)(rho) if gradient else tuple(apply(rho))
+            return tuple(evaluate_fn(evaluation, data, gradient)(rho))
 
         setup.cache[key] = replicated, jax.jit(evaluate, out_shardings=replicated).lower(
             data, jax.ShapeDtypeStruct(flat.shape, flat.dtype, sharding=replicated)).compile()
@@ -232,6 +247,7 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
     Returns (final RunState, completed iterations, loop seconds summed over every leg of this strategy).
     """
     evaluation = setup.evaluation
+    pipeline = evaluation.renderer.alignment == "pipeline"  # only then do events record failures to acquire
     strategy, runs, iteration, seconds = _load(setup, config, name, output_dir)
     data, runs = place(evaluation, evaluation.data, runs)
     if not _finished(runs, iteration, config):  # a finished strategy is not compiled again
@@ -257,11 +273,12 @@ def run_strategy(setup: Setup, config: SearchConfig, name: str, output_dir: str,
     try:
         while not _finished(runs, iteration, config):
             what = f"the search step of strategy {name} at iteration {iteration}"
-            new_runs, record = (watchdog.run(lambda: step(data, runs), what, saved) if watchdog is not None
-                                else step(data, runs))
-            record, host_runs = jax.device_get((record, new_runs))
+            new_runs, record, acquired = (watchdog.run(lambda: step(data, runs), what, saved)
+                                          if watchdog is not None else step(data, runs))
+            record, host_runs, acquired = jax.device_get((record, new_runs, acquired))
             if writer:
-                lines = event_log.events_records(name, iteration, record, host_runs, evaluation.scenario)
+                lines = event_log.events_records(name, iteration, record, host_runs, evaluation.scenario,
+                                                 acquired.reshape(record.valid.shape) if pipeline else None)
                 write(event_log.EVENTS, lambda: append_jsonl_many(events, lines))
             runs, iteration = new_runs, iteration + 1
             if iteration % config.checkpoint_every == 0 and writer:

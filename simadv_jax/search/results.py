@@ -210,15 +210,19 @@ def transfer_matrix(setup, targets, rhos: np.ndarray, strategies: list[str]) -> 
 
 
 def acquisition(evaluation, events: dict, strategies) -> dict:
-    """results.json's "acquisition" with --alignment=pipeline: per strategy, of its invalid samples (events'
-    "invalid"), the failures to acquire (the pipeline found no face in the reference or the probe; re-scored,
-    `PointScores.acquired`) and the renders that failed otherwise: {name: {"invalid", "failures_to_acquire",
-    "invalid_renders"}}. Lines of logs written before the "invalid" field count as failed renders."""
+    """results.json's "acquisition" with --alignment=pipeline: per strategy, of its invalid samples, the failures
+    to acquire (the pipeline found no face in the reference or the probe) and the renders that failed otherwise:
+    {name: {"invalid", "failures_to_acquire", "invalid_renders"}}. The failures to acquire are the events'
+    "not_acquired", as the search step found them; lines written before that field have their "invalid" samples
+    re-scored (`PointScores.acquired`), and lines written before the "invalid" field count as failed renders."""
     out = {}
     for name in strategies:
-        rho = np.asarray([entry["rho"] for line in events[name] for entry in line.get("invalid", [])], np.float32)
-        invalid = sum(line["valid"].count(False) for line in events[name])
-        lost = int(np.sum(~evaluation.score_points(rho).acquired)) if len(rho) else 0
+        lines = events[name]
+        rho = np.asarray([entry["rho"] for line in lines if "not_acquired" not in line
+                          for entry in line.get("invalid", [])], np.float32)
+        invalid = sum(line["valid"].count(False) for line in lines)
+        lost = sum(len(line.get("not_acquired", [])) for line in lines)
+        lost += int(np.sum(~evaluation.score_points(rho).acquired)) if len(rho) else 0
         out[name] = {"invalid": invalid, "failures_to_acquire": lost, "invalid_renders": invalid - lost}
     return out
 

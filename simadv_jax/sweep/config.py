@@ -42,6 +42,9 @@ class SweepConfig:
       N(0, 1) clipped to +-2, from `seed`).
     recognizers [--recognizers]: registry names, each scored at its own threshold. labels [--labels]: their
       names in the outputs (default: the registry names).
+    alignment [--alignment]: "oracle" (rendered straight into each recognizer's aligned crop) or "pipeline" (a
+      photo cropped as deployed dlib does; dlib's recognizers only; `evaluate.make_evaluate`): a pair whose face
+      the pipeline does not acquire is a failure to acquire, invalid, never a false non-match.
     intervals [--intervals]: "LO:HI" intervals of the area between curves (default: the range's first quarter,
       middle half and last quarter; the paper's [-1, -0.5], [-0.5, 0.5], [0.5, 1] for yaw).
     at [--at]: values of the paired comparisons (default: the range's ends and middle); the nearest grid value
@@ -64,6 +67,7 @@ class SweepConfig:
     head: str = "embedded"
     texture: str = "embedded"
     supersample: int = 1
+    alignment: str = "oracle"
     intervals: tuple[str, ...] = ()
     at: tuple[float, ...] = ()
     alpha: float = 0.01

@@ -34,7 +34,7 @@ from simadv_jax.sweep.config import RESUMABLE_CHANGES, SweepConfig
 from simadv_jax.sweep.grid import Plan, build_plan
 
 CHECKPOINTS = "checkpoints"
-_FIELDS = ("similarity", "valid", "adversarial")
+_FIELDS = ("similarity", "valid", "adversarial", "acquired")
 
 
 class Progress(NamedTuple):
@@ -53,8 +53,7 @@ def _checkpoint(output_dir: str, index: int) -> str:
 def _load_partial(path: str, total: int) -> tuple[dict, float]:
     """({field: (done,) array}, seconds) of a recognizer's checkpoint; empty when there is none."""
     if not os.path.exists(path):
-        return {"similarity": np.zeros(0, np.float32), "valid": np.zeros(0, bool),
-                "adversarial": np.zeros(0, bool)}, 0.0
+        return {field: np.zeros(0, np.float32 if field == "similarity" else bool) for field in _FIELDS}, 0.0
     try:
         with np.load(path) as data:
             done, seconds = {field: data[field] for field in _FIELDS}, float(data["seconds"])
@@ -90,8 +89,7 @@ def score_recognizer(evaluation: Evaluation, plan: Plan, path: str, chunk: int, 
     except KeyboardInterrupt:
         raise rundir.Interrupted(f"interrupted after {saved} of {total} points of {label}; continue with --resume") from None
     similarity = np.where(done["valid"], done["similarity"], np.nan).astype(np.float32)
-    scores = results.Scores(similarity.reshape(plan.shape), done["valid"].reshape(plan.shape),
-                            done["adversarial"].reshape(plan.shape))
+    scores = results.Scores(similarity.reshape(plan.shape), *(done[field].reshape(plan.shape) for field in _FIELDS[1:]))
     return scores, seconds + time.perf_counter() - start
 
 
@@ -101,7 +99,7 @@ def _evaluations(config: SweepConfig, plan: Plan, model: FlameModel, texture_mod
     for spec in config.recognizers:
         recognizer = given[spec] if spec in given else load_recognizer(spec, "--recognizers")
         evaluations[spec] = make_evaluate(plan.space, model, texture_model, recognizer,
-                                          supersample=config.supersample)
+                                          supersample=config.supersample, alignment=config.alignment)
     return evaluations
 
 
@@ -152,7 +150,9 @@ def run_sweep(config: SweepConfig, output_dir: str, *, resume: bool = False, fla
         except OSError as e:
             raise rundir.os_error(output_dir, e, f"checkpointing {label}; every completed chunk is kept: free "
                                   "space and continue with --resume") from None
-    payload = results.payload(config, plan, infos, scores)
+    renderer = evaluations[config.recognizers[0]].renderer  # every evaluation crops alike
+    payload = results.payload(config, plan, infos, scores,
+                              {"name": renderer.alignment, "box_source": renderer.box_source})
     payload["head"] = head_record(model, texture_model)
     payload["timing"] = {"seconds_per_recognizer": seconds, "points": len(plan.rho)}
     try:

@@ -2,15 +2,18 @@
 
 payload (schema SCHEMA_VERSION):
   params, grid {param: values}, identities {spec, count, components}, space, fixed
-  recognizers {label: {spec, metric, threshold, valid_fraction, failure_fraction}}
+  alignment {name: "oracle" | "pipeline", box_source: where the pipeline's face box came from, None for oracle}
+  recognizers {label: {spec, metric, threshold, valid_fraction, failure_fraction, failure_to_acquire_fraction}}
   scales {name: meaning}; shown: the scale of the figure and table.md
   curves {scale: {label: {mean, ci95_low, ci95_high}}}                               one-parameter sweeps
   recognizer_failures {label: {below_threshold: [[start, end], ...] (the mean below the threshold),
-                       failure_rate: per value (share of identities failing), worst: {value, failure_rate}}}
-                       two-parameter sweeps: failure_rate and mean_score as V_1 x V_2 lists
+                       failure_rate: per value (share of the valid identities failing: false non-matches),
+                       failure_to_acquire_rate: per value (share of identities whose face the pipeline did not
+                       acquire: invalid, so never among the failures), worst: {value, failure_rate}}}
+                       two-parameter sweeps: failure_rate, failure_to_acquire_rate and mean_score as V_1 x V_2 lists
   comparisons [{first: A, second: B, scale: {areas: [{interval, area, signed_area}], at: [{requested, value, n,
                mean_difference (A - B), t_test_p, wilcoxon_p, significant_t, significant_wilcoxon}]}}]
-  groups {param, bins, alpha, rates {label: [{identities, pairs, fnmr, ci95}]}}       with --group_by
+  groups {param, bins, alpha, rates {label: [{identities, pairs, fnmr, ci95, failures_to_acquire}]}}  --group_by
   summary: sentences, the answer first
 """
 from __future__ import annotations
@@ -34,12 +37,14 @@ SCALE_MEANINGS = {
 
 
 class Scores(NamedTuple):
-    """One recognizer's sweep, each (I, V_1[, V_2]): similarity float32 (NaN where invalid), valid and
-    adversarial (valid and below the threshold: a false non-match) bool."""
+    """One recognizer's sweep, each (I, V_1[, V_2]): similarity float32 (NaN where invalid), valid,
+    adversarial (valid and below the threshold: a false non-match) and acquired (the pipeline found both faces;
+    always True with oracle alignment; a pair not acquired is a failure to acquire, not valid) bool."""
 
     similarity: np.ndarray
     valid: np.ndarray
     adversarial: np.ndarray
+    acquired: np.ndarray
 
 
 class RecognizerInfo(NamedTuple):
@@ -83,12 +88,15 @@ def _failures_1d(axis: np.ndarray, recognizer: RecognizerInfo, scores: Scores) -
     rate = stats.failure_rate(scores.adversarial, scores.valid)
     worst = int(np.nanargmax(rate)) if np.isfinite(rate).any() else 0
     return {"below_threshold": stats.below_intervals(axis, mean, recognizer.threshold), "failure_rate": _finite(rate),
+            "failure_to_acquire_rate": _finite(stats.failure_to_acquire_rate(scores.acquired)),
             "worst": {"value": float(axis[worst]), "failure_rate": _finite(rate[worst])}}
 
 
 def _failures_2d(recognizer: RecognizerInfo, scores: Scores) -> dict:
     mean, _, _ = stats.mean_curve(scores.similarity)
-    return {"failure_rate": _finite(stats.failure_rate(scores.adversarial, scores.valid)), "mean_score": _finite(mean),
+    return {"failure_rate": _finite(stats.failure_rate(scores.adversarial, scores.valid)),
+            "failure_to_acquire_rate": _finite(stats.failure_to_acquire_rate(scores.acquired)),
+            "mean_score": _finite(mean),
             "cells_below_threshold": float(np.mean(mean < recognizer.threshold))}
 
 
@@ -114,12 +122,16 @@ def _comparisons(config: SweepConfig, axis: np.ndarray, recognizers, scores) -> 
 
 def _groups(config: SweepConfig, plan: Plan, recognizers, scores) -> dict:
     group_of, bins = stats.group_labels(plan.values(config.group_by), config.groups)
-    rates = {r.label: stats.group_rates(scores[r.label].adversarial, scores[r.label].valid, group_of, len(bins),
-                                        np.random.default_rng(config.seed))
-             for r in recognizers}
+    rates = {}
+    for r in recognizers:
+        mine = scores[r.label]
+        fnmr = stats.group_rates(mine.adversarial, mine.valid, group_of, len(bins), np.random.default_rng(config.seed))
+        rates[r.label] = [{**rate, "failures_to_acquire": int(np.sum(~mine.acquired & (group_of == g)))}
+                          for g, rate in enumerate(fnmr)]
     return {"param": config.group_by, "bins": bins, "rates": rates,
             "meaning": "false non-match rate: share of a group's valid genuine pairs scored below the recognizer's "
-                       "threshold; ci95: 95% percentile bootstrap over identities"}
+                       "threshold; ci95: 95% percentile bootstrap over identities; failures to acquire: the "
+                       "group's pairs whose face the pipeline did not acquire (invalid: not among its pairs)"}
 
 
 def _interval_text(intervals: list) -> str:
@@ -140,6 +152,10 @@ def _summary(config: SweepConfig, payload: dict, scale: str) -> list[str]:
         rate = "-" if worst["failure_rate"] is None else f"{worst['failure_rate']:.0%}"
         lines.append(f"{label}: mean score below its threshold {where}; at worst ({param} = {worst['value']:+.2f}) "
                      f"{rate} of identities fail")
+    for label, r in payload["recognizers"].items():
+        if r["failure_to_acquire_fraction"]:
+            lines.append(f"{label}: the pipeline did not acquire the face in {r['failure_to_acquire_fraction']:.0%} "
+                         "of the pairs (failures to acquire, never counted as false non-matches)")
     for entry in payload.get("comparisons", []):
         for at in entry[scale]["at"]:
             if at["significant_t"] or at["significant_wilcoxon"]:
@@ -155,9 +171,10 @@ def p_text(p) -> str:
     return "-" if p is None else f"{p:.2g}"
 
 
-def payload(config: SweepConfig, plan: Plan, recognizers: list[RecognizerInfo], scores: dict[str, Scores]) -> dict:
-    """sweep.json's payload (module docstring); ValueError naming --group_by for a parameter the sweep holds
-    fixed."""
+def payload(config: SweepConfig, plan: Plan, recognizers: list[RecognizerInfo], scores: dict[str, Scores],
+            alignment: dict) -> dict:
+    """sweep.json's payload (module docstring; alignment: {"name", "box_source"} of the evaluations' Renderer,
+    what ran); ValueError naming --group_by for a parameter the sweep holds fixed."""
     scale = shown_scale(config, recognizers)
     out = {
         "schema": SCHEMA_VERSION,
@@ -167,9 +184,11 @@ def payload(config: SweepConfig, plan: Plan, recognizers: list[RecognizerInfo], 
                        "components": list(plan.identity_names)},
         "space": plan.space.spec,
         "fixed": config.fixed,
+        "alignment": alignment,
         "recognizers": {r.label: {"spec": r.spec, "metric": r.metric, "threshold": r.threshold,
                                   "valid_fraction": float(np.mean(scores[r.label].valid)),
-                                  "failure_fraction": float(np.mean(scores[r.label].adversarial))}
+                                  "failure_fraction": float(np.mean(scores[r.label].adversarial)),
+                                  "failure_to_acquire_fraction": float(np.mean(~scores[r.label].acquired))}
                         for r in recognizers},
         "scales": SCALE_MEANINGS,
         "shown": {"scale": scale, "figure": "sweep.png" if len(config.params) == 1 else "failure_maps.png"},
@@ -189,10 +208,11 @@ def payload(config: SweepConfig, plan: Plan, recognizers: list[RecognizerInfo], 
 
 
 def arrays(plan: Plan, recognizers: list[RecognizerInfo], scores: dict[str, Scores]) -> dict[str, np.ndarray]:
-    """sweep.npz: similarity / valid / adversarial (I, V_1[, V_2], R); thresholds (R,); labels, specs (R,);
-    identities (I, k) with identity_names (k,); params and per parameter `grid_<j>` (V_j,)."""
+    """sweep.npz: similarity / valid / adversarial / acquired (I, V_1[, V_2], R); thresholds (R,); labels, specs
+    (R,); identities (I, k) with identity_names (k,); params and per parameter `grid_<j>` (V_j,)."""
     stack = lambda field: np.stack([getattr(scores[r.label], field) for r in recognizers], axis=-1)  # noqa: E731
     out = {"similarity": stack("similarity"), "valid": stack("valid"), "adversarial": stack("adversarial"),
+           "acquired": stack("acquired"),
            "thresholds": np.asarray([r.threshold for r in recognizers], np.float64),
            "labels": np.asarray([r.label for r in recognizers]), "specs": np.asarray([r.spec for r in recognizers]),
            "identities": plan.identities, "identity_names": np.asarray(plan.identity_names),

@@ -142,6 +142,12 @@ def failure_rate(fails: np.ndarray, valid: np.ndarray) -> np.ndarray:
         return np.where(count > 0, np.sum(fails & valid, axis=0) / count, np.nan)
 
 
+def failure_to_acquire_rate(acquired: np.ndarray) -> np.ndarray:
+    """(I, ...) bool acquired -> (...) share of the identities whose face the pipeline did not acquire (invalid
+    pairs, so never among `failure_rate`'s failures)."""
+    return np.mean(~np.asarray(acquired, bool), axis=0)
+
+
 def group_labels(values: np.ndarray, groups: int) -> tuple[np.ndarray, list[list[float]]]:
     """Any-shape values -> (int labels of that shape, [lo, hi] per group): each distinct value its own group
     when there are at most `groups`, else `groups` equal-width bins over [min, max] (the last one closed)."""
