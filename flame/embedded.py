@@ -17,7 +17,7 @@ import functools
 import os
 
 from flame.io import load_model, load_texture
-from flame.model import FlameModel, TextureModel
+from flame.model import FlameModel, TextureModel, fingerprint
 
 ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 MODEL_PATH = os.path.join(ASSET_DIR, "embedded_head.npz")
@@ -35,9 +35,10 @@ def judged_with(source: str) -> str | None:
 
 
 def head_record(model, texture_model) -> dict:
-    """A study payload's "head": {"model", "texture" (names), "judged_with" (the recognizer that judged the
-    identity space of either, or None)}."""
+    """A study payload's "head": {"model", "texture" (names), "fingerprints" ({"model", "texture"}: which exact
+    head, `flame.fingerprint`), "judged_with" (the recognizer that judged the identity space of either, or None)}."""
     return {"model": model.name, "texture": texture_model.name,
+            "fingerprints": {"model": fingerprint(model), "texture": fingerprint(texture_model)},
             "judged_with": judged_with(model.source) or judged_with(texture_model.source)}
 
 

@@ -9,6 +9,8 @@ components, T UV coordinates.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Optional
 
 import jax
@@ -17,6 +19,7 @@ from flax import struct
 
 FLAME_JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
 FLAME_PARENTS = (-1, 0, 1, 1, 1)
+_PROVENANCE = ("source", "license")  # text about where a model came from, not what it computes
 
 
 @struct.dataclass
@@ -146,3 +149,29 @@ class TextureModel:
 def to_numpy(tree):
     """Returns `tree` with every array leaf as a numpy array (for saving/inspection)."""
     return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def _digest(hasher, value) -> None:
+    """Feeds `value` to `hasher`: a model container field by field in declaration order (provenance text left
+    out), an array as dtype, shape and bytes, anything else (a name, parents, None) as its repr."""
+    if dataclasses.is_dataclass(value):
+        hasher.update(type(value).__name__.encode())
+        for field in dataclasses.fields(value):
+            if field.name not in _PROVENANCE:
+                hasher.update(f";{field.name}=".encode())
+                _digest(hasher, getattr(value, field.name))
+    elif value is None or isinstance(value, (str, int, float, tuple)):
+        hasher.update(repr(value).encode())
+    else:
+        array = np.ascontiguousarray(value)
+        hasher.update(f"{array.dtype.str}{array.shape}".encode())
+        hasher.update(array.data)
+
+
+def fingerprint(value) -> str:
+    """A FlameModel's, TextureModel's or LandmarkEmbedding's content fingerprint: 16 hex digits of sha256 over
+    every array (dtype, shape, bytes), the name and the topology, in field order. Any changed array gives another;
+    the same content loaded again (under any file name, source or license text) the same."""
+    hasher = hashlib.sha256()
+    _digest(hasher, value)
+    return hasher.hexdigest()[:16]

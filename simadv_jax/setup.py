@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from flame.model import FlameModel, TextureModel
+from flame.model import FlameModel, TextureModel, fingerprint
 from simadv_jax.evaluate import DEFAULT_BATCH_SIZE, Evaluation, check_scenario, make_evaluate
 from simadv_jax.params import ParamSpace
 from simadv_jax.recognizers.base import Recognizer
@@ -48,6 +48,12 @@ def load_head(head: str, texture: str) -> tuple[FlameModel, TextureModel]:
     except (OSError, ValueError) as e:
         raise ValueError(f"--texture={texture}: {e}") from None
     return model, texture_model
+
+
+def head_fingerprints(model: FlameModel, texture_model: TextureModel) -> dict[str, str]:
+    """{"head", "texture"}: the loaded models' content fingerprints (`flame.fingerprint`) by flag, as a run
+    directory records them (`report.rundir.check_fingerprints`)."""
+    return {"head": fingerprint(model), "texture": fingerprint(texture_model)}
 
 
 def parse_space(spec: str, model: FlameModel, texture_model: TextureModel) -> ParamSpace:

@@ -36,7 +36,7 @@ from flame.model import FlameModel, TextureModel
 from simadv_jax.recognizers import checkpoints
 from simadv_jax.report import rundir
 from simadv_jax.report.files import append_jsonl, read_json_object, read_jsonl, write_json_atomic
-from simadv_jax.setup import load_head, load_recognizer
+from simadv_jax.setup import head_fingerprints, load_head, load_recognizer
 from simadv_jax.sweep import SweepConfig, run_sweep
 from simadv_jax.training.config import TrainConfig
 from simadv_jax.training.data import AttributeFilter
@@ -197,9 +197,11 @@ def run_weakened(config: WeakenedConfig, output_dir: str, *, resume: bool = Fals
     checkpoint, the sweep from its chunks). Raises ValueError naming the flag for bad configuration."""
     config.check()
     rundir.check_config(output_dir, config.to_json(), command="weakened-model experiment", resume=resume,
-                        free=("progress",))
-    rundir.create(output_dir, config.to_json(), flags_text, subdirectories=(TRAIN,))
+                        defaults=WeakenedConfig().to_json(), free=("progress",))
     model, texture_model = load_head("embedded", "embedded")
+    fingerprints = head_fingerprints(model, texture_model)
+    rundir.check_fingerprints(output_dir, fingerprints, command="weakened-model experiment", resume=resume, log=log)
+    rundir.create(output_dir, config.to_json(), fingerprints, flags_text, subdirectories=(TRAIN,))
     held_out = config.source(model, texture_model, VERIFICATION_FILTERS, held_out=True,
                              num_classes=config.verification_identities)
     for name, filters in MODELS:

@@ -411,3 +411,27 @@ def test_corrupt_texture_and_landmarks(tmp_path, case):
         pickle.dump(embedding, f, protocol=2)
     with pytest.raises(FlameFileError, match="e.pkl: field 'lmk_b_coords'"):
         flame_io.load_landmarks(tmp_path / "e.pkl")
+
+
+def test_fingerprint_is_the_content_stable_across_loads_and_changes_with_any_array(tmp_path):
+    rng = np.random.default_rng(8)
+    model = ff.random_model(rng).replace(uv_coords=rng.random((50, 2)).astype(np.float32), name="m")
+    model = model.replace(uv_faces=np.asarray(model.faces) % 50)
+    texture = flame.TextureModel(mean=rng.random((4, 4, 3)).astype(np.float32),
+                                 basis=rng.normal(size=(4, 4, 3, 2)).astype(np.float32),
+                                 std=np.asarray([0.2, 0.1], np.float32), name="t")
+    for value, load in ((model, flame_io.load_model), (texture, flame_io.load_texture)):
+        flame_io.save_npz(tmp_path / "a.npz", value)
+        flame_io.save_npz(tmp_path / "b.npz", value.replace(source="copied", license="other text"))
+        fingerprint = flame.fingerprint(value)
+        assert len(fingerprint) == 16 and set(fingerprint) <= set("0123456789abcdef")
+        assert {flame.fingerprint(load(tmp_path / name)) for name in ("a.npz", "a.npz", "b.npz")} == {fingerprint}
+        leaves, tree = jax.tree_util.tree_flatten(value)
+        for i, leaf in enumerate(leaves):
+            changed = np.array(leaf)
+            changed.flat[-1] += 1
+            assert flame.fingerprint(jax.tree_util.tree_unflatten(tree, leaves[:i] + [changed] + leaves[i + 1:])) \
+                != fingerprint, i
+        assert flame.fingerprint(value.replace(name="renamed")) != fingerprint
+    assert flame.fingerprint(model.replace(J_regressor=np.asarray(model.J_regressor).T)) != flame.fingerprint(model)
+    assert flame.fingerprint(model.replace(parents=(-1, 0, 0, 1, 1))) != flame.fingerprint(model)

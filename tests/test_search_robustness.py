@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from simadv_jax.report import rundir
 from simadv_jax.search import experiment
 from simadv_jax.search.experiment import run_search
-from simadv_jax.setup import build_setup
+from simadv_jax.setup import build_setup, head_fingerprints
 from tests.search_fixtures import head, tiny_config, tiny_recognizer, without_timing
 from tests.subprocesses import ROOT, environment, run_module
 
@@ -56,7 +57,58 @@ def test_rundir_create_names_the_os_error(tmp_path, monkeypatch):
     monkeypatch.setattr(rundir, "write_bytes_atomic", full)
     monkeypatch.setattr(rundir, "write_json_atomic", lambda path, payload: full(path, b""))
     with pytest.raises(ValueError, match=r"^--output_dir=.*: No space left on device \(config.json\)$"):
-        rundir.create(str(tmp_path / "run"), {})
+        rundir.create(str(tmp_path / "run"), {}, {})
+
+
+def test_a_run_that_predates_a_flag_is_this_commands_and_compares_as_its_default(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"steps": 9, "progress": False}))
+    defaults = {"steps": 41, "alignment": "oracle", "progress": True}
+
+    def check(**changes):
+        rundir.check_config(str(tmp_path), {"steps": 9, "alignment": "oracle", "progress": True, **changes},
+                            command="sweep", resume=True, defaults=defaults, free=("progress",))
+
+    check()
+    with pytest.raises(ValueError, match=r"^--alignment: --resume needs the same value as the sweep in .* \('oracle': "
+                                         r"the run predates --alignment, so it ran with the default\), got 'pipeline'$"):
+        check(alignment="pipeline")
+    with pytest.raises(ValueError, match=r"^--steps: --resume needs the same value as the sweep in .* \(9\), got 41$"):
+        check(steps=41)
+    (tmp_path / "config.json").write_text(json.dumps({"steps": 9, "a_flag_it_no_longer_has": 1}))
+    with pytest.raises(ValueError, match="holds another kind of run"):
+        check()
+
+
+def test_resume_needs_the_head_and_albedo_the_run_recorded(setup, straight, tmp_path):
+    recorded = json.load(open(os.path.join(straight[0], "config.json")))
+    assert recorded["fingerprints"] == head_fingerprints(*head())
+    assert straight[1]["head"]["fingerprints"] == {"model": recorded["fingerprints"]["head"],
+                                                   "texture": recorded["fingerprints"]["texture"]}
+    out = tmp_path / "run"
+    shutil.copytree(straight[0], out)
+    (out / "config.json").write_text(json.dumps({**recorded, "fingerprints": {**recorded["fingerprints"],
+                                                                              "head": "0123456789abcdef"}}))
+    with pytest.raises(ValueError, match=rf"^--head: --resume needs the same content as the search in {out} "
+                                         rf"\(fingerprint 0123456789abcdef\), got fingerprint "
+                                         rf"{recorded['fingerprints']['head']}: it changed since the run started"):
+        run_search(CONFIG, str(out), setup=setup, resume=True)
+
+
+def test_a_run_that_predates_fingerprints_and_a_flag_resumes_with_one_warning(setup, straight, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(straight[0], out)
+    recorded = json.load(open(out / "config.json"))
+    older = {k: v for k, v in recorded.items() if k not in ("fingerprints", "alignment", "estimate_queries")}
+    (out / "config.json").write_text(json.dumps(older))
+    with pytest.raises(ValueError, match=r"^--alignment: .*\('oracle': the run predates --alignment"):
+        run_search(tiny_config(max_saved_adversarials=2, alignment="pipeline"), str(out), setup=setup, resume=True)
+    logs = []
+    resumed = run_search(CONFIG, str(out), setup=setup, resume=True, log=logs.append)
+    assert without_timing(resumed) == without_timing(json.loads(json.dumps(straight[1])))
+    assert logs == [f"warning: --head / --texture: the search in {out} predates content fingerprints in config.json, "
+                    "so the head could not be checked: resuming as if it ran on this one",
+                    f"the search in {out} is complete (results.json); nothing to run"]
+    assert json.load(open(out / "config.json")) == recorded  # written again whole
 
 
 # ---- crashes, full disks, resumes -------------------------------------------------------------------------

@@ -3,6 +3,7 @@ after Ctrl-C equals an uninterrupted sweep, two-parameter maps, failures to acqu
 non-matches, the directory rules and flag errors; the command line with dlib's network."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from simadv_jax.evaluate import make_evaluate
 from simadv_jax.report.images import read_png
 from simadv_jax.report.rundir import Interrupted
 from simadv_jax.report.sweep import table_markdown
-from simadv_jax.sweep import SweepConfig, results, run_sweep
+from simadv_jax.sweep import SweepConfig, experiment, results, run_sweep
 from simadv_jax.sweep.grid import build_plan
 from tests.search_fixtures import dlib_chip_recognizer, head, tiny_recognizer
 from tests.subprocesses import run_module
@@ -51,6 +52,8 @@ def test_a_two_recognizer_sweep_writes_every_output(straight):
         assert data["acquired"].all()  # oracle alignment: every face is acquired
     assert valid.all()
     assert payload["alignment"] == {"name": "oracle", "box_source": None}
+    recorded = json.load(open(out / "config.json"))["fingerprints"]
+    assert payload["head"]["fingerprints"] == {"model": recorded["head"], "texture": recorded["texture"]}
     assert payload["recognizers"]["A"]["failure_to_acquire_fraction"] == 0.0
     np.testing.assert_array_equal(adversarial, similarity < data_thresholds())
     assert payload["grid"]["yaw"][4] == 0.0 and payload["identities"]["count"] == 9
@@ -147,6 +150,41 @@ def test_a_pipeline_sweep_records_its_alignment_and_resumes_only_with_it(tmp_pat
     with pytest.raises(ValueError, match=refused):
         run_sweep(SweepConfig(**{**config.__dict__, "alignment": "oracle"}), str(out), resume=True,
                   recognizers={"chip": dlib_chip_recognizer()}, head=head())
+
+
+def test_a_sweep_from_before_alignment_and_fingerprints_resumes_with_one_warning(straight, tmp_path):
+    """A sweep run before --alignment existed (no "alignment" in config.json, no "acquired" in its checkpoints) and
+    before fingerprints: resumed (here, found complete) with a warning that the head could not be checked."""
+    out = tmp_path / "run"
+    shutil.copytree(straight[0], out)
+    recorded = json.load(open(out / "config.json"))
+    (out / "config.json").write_text(json.dumps({k: v for k, v in recorded.items()
+                                                 if k not in ("alignment", "fingerprints")}))
+    for name in sorted(os.listdir(out / "checkpoints")):
+        with np.load(out / "checkpoints" / name) as data:
+            np.savez(out / "checkpoints" / name, **{k: data[k] for k in data.files if k != "acquired"})
+    partial, _ = experiment._load_partial(str(out / "checkpoints" / name), 81)
+    assert partial["acquired"].shape == (81,) and partial["acquired"].all()
+    with pytest.raises(ValueError, match=r"^--alignment: .*\('oracle': the run predates --alignment, so it ran with "
+                                         r"the default\), got 'pipeline'$"):
+        sweep(SweepConfig(**{**CONFIG.__dict__, "alignment": "pipeline"}), out, resume=True)
+    notes = []
+    assert _without_timing(sweep(CONFIG, out, resume=True, log=notes.append)) == _without_timing(straight[1])
+    assert len(notes) == 2 and notes[0].startswith(f"warning: --head / --texture: the sweep in {out} predates "
+                                                   "content fingerprints") and "is complete" in notes[1]
+    assert json.load(open(out / "config.json")) == recorded
+
+
+def test_resume_refuses_another_albedo_naming_both_fingerprints(straight, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(straight[0], out)
+    recorded = json.load(open(out / "config.json"))
+    (out / "config.json").write_text(json.dumps({**recorded, "fingerprints": {**recorded["fingerprints"],
+                                                                              "texture": "0123456789abcdef"}}))
+    with pytest.raises(ValueError, match=rf"^--texture: --resume needs the same content as the sweep in {out} "
+                                         rf"\(fingerprint 0123456789abcdef\), got fingerprint "
+                                         rf"{recorded['fingerprints']['texture']}: it changed"):
+        sweep(CONFIG, out, resume=True)
 
 
 def test_failures_to_acquire_are_counted_apart_from_false_non_matches():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from simadv_jax.report.table import judged_sentence
+from simadv_jax.report.table import head_text, judged_sentence
 
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:.5em 0}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td.left,th.left{text-align:left}"
@@ -26,7 +26,7 @@ def _setting(results: dict) -> str:
     refine = f", refined {results['refine']}x on the boundary" if results["refine"] > 1 else ""
     return (f"<p>Recognizer <code>{_e(recognizer['name'])}</code> ({_e(recognizer['metric'])}, threshold "
             f"{recognizer['threshold']:.3f} on the score; scenario {_e(results['scenario'])}), head "
-            f"{_e(results['head']['model'])} / {_e(results['head']['texture'])}, space "
+            f"{_e(head_text(results['head']))}, space "
             f"<code>{_e(results['space']['spec'])}</code>. Flooded dimensions {_e(', '.join(results['dims']))} on a "
             f"grid of spacing {_e(', '.join(f'{s:g}' for s in results['spacing']))}{refine}, in the space's units "
             "(coefficients in standard deviations, angles in units of pi/2). A grid point is in a region when the "

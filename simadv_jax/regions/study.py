@@ -30,7 +30,7 @@ from simadv_jax.regions.refine import refine
 from simadv_jax.regions.seeds import distinct_regions
 from simadv_jax.report import rundir
 from simadv_jax.report.files import append_jsonl, cut_torn_line, read_json_object, read_jsonl, write_bytes_atomic
-from simadv_jax.setup import Setup
+from simadv_jax.setup import Setup, head_fingerprints
 
 CHECKPOINTS = "checkpoints"
 
@@ -155,9 +155,12 @@ def run_regions(config: RegionConfig, output_dir: str, *, resume: bool = False, 
     the space, file-system failures) and `report.rundir.Interrupted` on Ctrl-C."""
     config.check()
     config = config.resolved()
-    rundir.check_config(output_dir, config.to_json(), command="region study", resume=resume, free=RESUMABLE_CHANGES)
+    rundir.check_config(output_dir, config.to_json(), command="region study", resume=resume,
+                        defaults=RegionConfig().resolved().to_json(), free=RESUMABLE_CHANGES)  # resolved: as saved
     study = prepare(config, setup)
-    rundir.create(output_dir, config.to_json(), flags_text, subdirectories=(CHECKPOINTS,))
+    fingerprints = head_fingerprints(study.setup.model, study.setup.texture_model)
+    rundir.check_fingerprints(output_dir, fingerprints, command="region study", resume=resume, log=log)
+    rundir.create(output_dir, config.to_json(), fingerprints, flags_text, subdirectories=(CHECKPOINTS,))
     finished = os.path.join(output_dir, REGION_JSON)
     if resume and os.path.exists(finished):  # check_config: the same run
         log(f"the region study in {output_dir} is complete ({REGION_JSON}); nothing to run")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 
-from simadv_jax.report.table import (COLUMNS, failure_rate_sentence, modes_lines, rarity_sentence, rescore_sentence, rows,
-                                     score_sentence, search_caution)
+from simadv_jax.report.table import (COLUMNS, failure_rate_sentence, head_text, modes_lines, rarity_sentence,
+                                     rescore_sentence, rows, score_sentence, search_caution)
 
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"
@@ -131,8 +131,8 @@ def report(results: dict) -> str:
         f"<style>{_STYLE}</style></head><body>",
         "<h1>Adversarial search</h1>",
         f"<p>Recognizer <code>{_e(recognizer['name'])}</code> ({_e(recognizer['metric'])}, input "
-        f"{recognizer['input_size']} px, template {_e(recognizer['template'])}), head {_e(results['head']['model'])}"
-        f" / {_e(results['head']['texture'])}, searched space <code>{_e(space['spec'])}</code>.</p>",
+        f"{recognizer['input_size']} px, template {_e(recognizer['template'])}), head {_e(head_text(results['head']))}"
+        f", searched space <code>{_e(space['spec'])}</code>.</p>",
         f"<p>{_e(score_sentence(results))}</p>",
         f"<p>{_e(alignment_sentence(results))}</p>",
         f"<p><b>{_e(caution)}</b></p>" if caution else "",

@@ -102,6 +102,14 @@ def rarity_sentence(results: dict) -> str:
     return f"How common failures are: {source} ({100 * rate:.3g}%); {meaning}."
 
 
+def head_text(head: dict) -> str:
+    """A payload's "head" (flame.embedded.head_record) in words: "MODEL / TEXTURE (fingerprints F / G)", without
+    the fingerprints for a payload that predates them."""
+    fingerprints = head.get("fingerprints")
+    shown = f" (fingerprints {fingerprints['model']} / {fingerprints['texture']})" if fingerprints else ""
+    return f"{head['model']} / {head['texture']}{shown}"
+
+
 def judged_sentence(head: dict, attacked) -> str:
     """A flag for a study that attacks the recognizer whose scores judged the head's identity space (payload
     "head" with "judged_with", see flame.embedded.head_record; attacked: recognizer names), '' otherwise."""

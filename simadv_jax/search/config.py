@@ -85,10 +85,3 @@ class SearchConfig:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, values: dict) -> "SearchConfig":
-        values = dict(values)
-        for key in ("strategies", "strategy_options", "transfer_to"):
-            values[key] = tuple(values.get(key, ()))
-        return cls(**values)

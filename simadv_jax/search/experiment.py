@@ -47,7 +47,7 @@ from simadv_jax.search import events as event_log
 from simadv_jax.search.checkpoint import load_checkpoint, save_checkpoint
 from simadv_jax.search.config import RESUMABLE_CHANGES, SearchConfig
 from simadv_jax.search.results import write_outputs
-from simadv_jax.setup import Setup, build_setup
+from simadv_jax.setup import Setup, build_setup, head_fingerprints
 
 CHECKPOINTS = "checkpoints"
 RESULTS = "results.json"
@@ -113,26 +113,6 @@ def _file_name(strategy: str) -> str:
 
 def _checkpoint_path(output_dir: str, strategy: str) -> str:
     return os.path.join(output_dir, CHECKPOINTS, _file_name(strategy) + ".npz")
-
-
-def _compare(config: SearchConfig, output_dir: str) -> Callable[[dict], None]:
-    def compare(values: dict) -> None:
-        previous = SearchConfig.from_json(values)
-        for field in dataclasses.fields(SearchConfig):
-            old, new = getattr(previous, field.name), getattr(config, field.name)
-            if field.name not in RESUMABLE_CHANGES and old != new:
-                flag = "strategy" if field.name == "strategies" else field.name
-                raise ValueError(f"--{flag}: --resume needs the same value as the run in {output_dir} "
-                                 f"({old!r}), got {new!r}")
-    return compare
-
-
-def _is_search(values: dict) -> bool:
-    try:
-        SearchConfig.from_json(values)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def initial_runs(setup: Setup, config: SearchConfig, name: str):
@@ -322,18 +302,21 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
     setup: optional, from `simadv_jax.setup.build_setup` (reused across calls, with its compiled functions); by
       default built from `config`.
     progress: optional callback receiving a `Progress` after every iteration. watchdog: optional `Watchdog` over
-      every step. log: receives notes for the user (a complete run, a repaired event log).
+      every step. log: receives notes for the user (a complete run, a repaired event log, a head it could not check).
     Raises ValueError naming the flag for bad configuration or a file-system failure (`report.rundir`), and
     `report.rundir.Interrupted` on Ctrl-C.
     """
     config.check()
     writer = devices.is_writer()
     if writer:  # before loading anything; nothing is written until everything has loaded
-        rundir.check(output_dir, command="search", resume=resume, recognize=_is_search,
-                     compare=_compare(config, output_dir))
+        rundir.check_config(output_dir, config.to_json(), command="search", resume=resume,
+                            defaults=SearchConfig().to_json(), free=RESUMABLE_CHANGES, flags={"strategies": "strategy"})
     if setup is None:
         setup = build_setup(config)
     setup.compatible(config)
+    fingerprints = head_fingerprints(setup.model, setup.texture_model)
+    if writer:
+        rundir.check_fingerprints(output_dir, fingerprints, command="search", resume=resume, log=log)
     if config.rescore_with:  # fails now, not after the whole search
         setup.evaluation_for(config.rescore_with)
     for name in config.transfer_to:
@@ -342,7 +325,7 @@ def run_search(config: SearchConfig, output_dir: str, *, resume: bool = False, f
         if search.make(name, population_size=config.samples_per_iteration, **config.options(name)).needs_gradient:
             check_differentiable(setup, setup.evaluation.data, name)
     if writer:
-        rundir.create(output_dir, config.to_json(), flags_text, subdirectories=(CHECKPOINTS,))
+        rundir.create(output_dir, config.to_json(), fingerprints, flags_text, subdirectories=(CHECKPOINTS,))
         if resume:
             done = completed_results(config, output_dir, setup)
             if done is not None:

@@ -28,7 +28,7 @@ from simadv_jax.recognizers.base import Recognizer
 from simadv_jax.report import rundir
 from simadv_jax.report.files import read_json_object, write_bytes_atomic
 from simadv_jax.report.sweep import JSON as RESULTS, write_sweep_report
-from simadv_jax.setup import load_head, load_recognizer
+from simadv_jax.setup import head_fingerprints, load_head, load_recognizer
 from simadv_jax.sweep import results
 from simadv_jax.sweep.config import RESUMABLE_CHANGES, SweepConfig
 from simadv_jax.sweep.grid import Plan, build_plan
@@ -51,12 +51,15 @@ def _checkpoint(output_dir: str, index: int) -> str:
 
 
 def _load_partial(path: str, total: int) -> tuple[dict, float]:
-    """({field: (done,) array}, seconds) of a recognizer's checkpoint; empty when there is none."""
+    """({field: (done,) array}, seconds) of a recognizer's checkpoint; empty when there is none. A checkpoint that
+    predates "acquired" is of an oracle-aligned sweep (--alignment came with it), where every face is acquired."""
     if not os.path.exists(path):
         return {field: np.zeros(0, np.float32 if field == "similarity" else bool) for field in _FIELDS}, 0.0
     try:
         with np.load(path) as data:
-            done, seconds = {field: data[field] for field in _FIELDS}, float(data["seconds"])
+            done = {field: data[field] for field in _FIELDS[:-1]}  # all but "acquired"
+            done["acquired"] = data["acquired"] if "acquired" in data else np.ones_like(done["valid"])
+            seconds = float(data["seconds"])
     except (OSError, KeyError, ValueError) as e:
         raise ValueError(f"--resume: cannot read checkpoint {path}: {e}") from None
     if len(done["similarity"]) > total:
@@ -119,18 +122,21 @@ def run_sweep(config: SweepConfig, output_dir: str, *, resume: bool = False, fla
 
     recognizers: optional records by registry name that replace loading them (tests, notebooks); head: an
       optional (model, texture) instead of --head / --texture. progress: receives a `Progress` after every chunk.
-      log: notes for the user (a complete sweep).
+      log: notes for the user (a complete sweep, a head it could not check).
     Raises ValueError naming the flag for bad configuration or a file-system failure, `report.rundir.Interrupted` on Ctrl-C.
     """
     config.check()
-    rundir.check_config(output_dir, config.to_json(), command="sweep", resume=resume, free=RESUMABLE_CHANGES,
+    rundir.check_config(output_dir, config.to_json(), command="sweep", resume=resume,
+                        defaults=SweepConfig().to_json(), free=RESUMABLE_CHANGES,
                         flags={"params": "param", "ranges": "range"})
     model, texture_model = load_head(config.head, config.texture) if head is None else head
+    fingerprints = head_fingerprints(model, texture_model)
+    rundir.check_fingerprints(output_dir, fingerprints, command="sweep", resume=resume, log=log)
     plan = build_plan(config, model, texture_model)
     if config.group_by:
         plan.values(config.group_by)  # fails now, not after scoring
     evaluations = _evaluations(config, plan, model, texture_model, recognizers or {})
-    rundir.create(output_dir, config.to_json(), flags_text, subdirectories=(CHECKPOINTS,))
+    rundir.create(output_dir, config.to_json(), fingerprints, flags_text, subdirectories=(CHECKPOINTS,))
     if resume and _finished(output_dir, len(plan.rho), len(config.recognizers)):
         log(f"the sweep in {output_dir} is complete ({RESULTS}); nothing to run")
         return read_json_object(os.path.join(output_dir, RESULTS), "--resume")
