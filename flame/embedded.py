@@ -8,7 +8,7 @@ the inputs).
 Frame: metres, y up, the face looks down +z, the subject's left is +x (FLAME's convention); the head is ~0.21 m
 tall and centred at the origin. FLAME's five joints in FLAME order, a 68-point iBUG landmark embedding
 (layout "ibug68"), 60 identity and 12 expression components, zero pose correctives; a 256x256 UV albedo model
-with 42 components (all coefficients in standard deviations). UV: the face is at u = 0.5 (seam at the back),
+with 40 components (all coefficients in standard deviations). UV: the face is at u = 0.5 (seam at the back),
 v = 1 at the top; texture row 0 is v = 1.
 """
 from __future__ import annotations
@@ -50,5 +50,5 @@ def embedded_model() -> FlameModel:
 
 @functools.lru_cache(maxsize=1)
 def embedded_texture() -> TextureModel:
-    """The embedded head's UV albedo model (RGB in [0, 1], (256, 256, 3) mean, 42 components)."""
+    """The embedded head's UV albedo model (RGB in [0, 1], (256, 256, 3) mean, 40 components)."""
     return load_texture(TEXTURE_PATH)

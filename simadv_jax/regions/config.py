@@ -79,10 +79,3 @@ class RegionConfig:
     def to_json(self) -> dict:
         """The fields as JSON values (tuples as lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, values: dict) -> "RegionConfig":
-        values = dict(values)
-        for field in ("seed", "dims", "spacing", "landscape", "recognizers"):
-            values[field] = tuple(values.get(field, ()))
-        return cls(**values)
