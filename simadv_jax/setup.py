@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+from flame import embedded
 from flame.model import FlameModel, TextureModel, fingerprint
 from simadv_jax.evaluate import DEFAULT_BATCH_SIZE, Evaluation, check_scenario, make_evaluate
 from simadv_jax.params import ParamSpace
 from simadv_jax.recognizers.base import Recognizer
+from simadv_jax.recognizers.registry import family
 
 EMBEDDED = "embedded"
 EVALUATION_FIELDS = ("head", "texture", "space", "recognizer", "threshold", "scenario", "supersample", "alignment")
@@ -54,6 +56,13 @@ def head_fingerprints(model: FlameModel, texture_model: TextureModel) -> dict[st
     """{"head", "texture"}: the loaded models' content fingerprints (`flame.fingerprint`) by flag, as a run
     directory records them (`report.rundir.check_fingerprints`)."""
     return {"head": fingerprint(model), "texture": fingerprint(texture_model)}
+
+
+def head_record(model: FlameModel, texture_model: TextureModel) -> dict:
+    """A study payload's "head": `flame.embedded.head_record` plus "judged_family" (the judge and every recognizer
+    that shares its network, `recognizers.registry.family`; None without a judge)."""
+    record = embedded.head_record(model, texture_model)
+    return {**record, "judged_family": family(record["judged_with"]) if record["judged_with"] else None}
 
 
 def parse_space(spec: str, model: FlameModel, texture_model: TextureModel) -> ParamSpace:

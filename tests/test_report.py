@@ -3,8 +3,12 @@ import re
 
 import numpy as np
 
+import flame
+from flame.embedded import JUDGED_WITH
 from simadv_jax.report import html, plots, table
 from simadv_jax.search.results import where_it_breaks
+from simadv_jax.setup import head_record
+from tests.flame_fixtures import random_model
 from tests.search_fixtures import space
 
 
@@ -156,3 +160,24 @@ def test_a_study_attacking_the_recognizer_that_judged_the_head_is_flagged():
     region = {"recognizer": {"name": "dlib_resnet"}, "config": {"recognizers": ["faceres"]},
               "head": {"judged_with": "faceres"}}
     assert "Caution" in page._judged(region) and page._judged({**region, "config": {}}) == ""
+
+
+def test_a_study_attacking_another_checkpoint_of_the_judge_is_flagged():
+    rng = np.random.default_rng(0)
+    model = random_model(rng)
+    texture = flame.TextureModel(mean=rng.random((4, 4, 3)).astype(np.float32),
+                                 basis=rng.random((4, 4, 3, 2)).astype(np.float32), std=np.ones(2, np.float32))
+    assert head_record(model, texture)["judged_family"] is None
+    head = head_record(model.replace(source=f"test; {JUDGED_WITH}faceres"), texture)
+    assert head["judged_with"] == "faceres" and head["judged_family"] == ["faceres", "faceres_deep"]
+    sentence = table.judged_sentence(head, ["dlib_resnet", "faceres_deep"])
+    assert sentence == ("Caution: the head's identity space was designed with faceres's scores, and this study "
+                        "attacks faceres_deep, another checkpoint of faceres's network: its failures over identity "
+                        "parameters are not independent of how the head was built (other recognizers' are).")
+    assert "attacks faceres:" in table.judged_sentence(head, ["faceres_deep", "faceres"])  # the judge itself first
+    assert table.judged_sentence(head, ["mobileface", "dlib_resnet"]) == ""
+    results = {**_results(), "head": head, "config": {"rescore_with": "faceres_deep"}}
+    assert table.search_caution(results) == sentence
+    older = {"model": "head", "texture": "albedo", "judged_with": "faceres"}  # written before "judged_family"
+    assert table.judged_sentence(older, ["faceres_deep"]) == ""
+    assert "attacks faceres:" in table.judged_sentence(older, ["faceres"])

@@ -21,6 +21,8 @@ _IMPORTERS = {
 }
 # Trained Flax backbones, "<name>:<checkpoint dir>"; see simadv_jax.recognizers.zoo.
 _BACKBONE_BUILDER = "simadv_jax.recognizers.zoo:build"
+# Recognizers that are checkpoints of one network (same graph, other weights; simadv_jax.recognizers.faceres).
+_FAMILIES = (("faceres", "faceres_deep"),)
 
 
 def names() -> list[str]:
@@ -29,6 +31,11 @@ def names() -> list[str]:
 
     return (sorted(_BUILDERS) + [f"{name}:PATH[:options]" for name in _IMPORTERS]
             + [f"{name}:CHECKPOINT" for name in zoo.BACKBONES])
+
+
+def family(name: str) -> list[str]:
+    """`name` and every recognizer that shares its network, sorted (just [name] for one with no sibling)."""
+    return next((sorted(members) for members in _FAMILIES if name in members), [name])
 
 
 def _resolve(target: str):

@@ -8,7 +8,6 @@ from typing import Optional
 
 import numpy as np
 
-from flame.embedded import head_record
 from simadv_jax.regions import figures
 from simadv_jax.regions.describe import describe
 from simadv_jax.regions.flood import Region
@@ -18,6 +17,7 @@ from simadv_jax.regions.plan import Pass, Study
 from simadv_jax.regions.seeds import Distinct
 from simadv_jax.report import plots
 from simadv_jax.report.files import write_bytes_atomic, write_json_atomic
+from simadv_jax.setup import head_record
 
 REGION_JSON = "region.json"
 LANDSCAPE_NPZ = "landscape.npz"

@@ -111,14 +111,19 @@ def head_text(head: dict) -> str:
 
 
 def judged_sentence(head: dict, attacked) -> str:
-    """A flag for a study that attacks the recognizer whose scores judged the head's identity space (payload
-    "head" with "judged_with", see flame.embedded.head_record; attacked: recognizer names), '' otherwise."""
-    judge = (head or {}).get("judged_with")
-    if not judge or judge not in attacked:
+    """A flag for a study that attacks the recognizer whose scores judged the head's identity space, or one that
+    shares its network (payload "head" with "judged_with" and "judged_family", see simadv_jax.setup.head_record; a
+    payload without "judged_family" counts the judge alone; attacked: recognizer names), '' otherwise."""
+    head = head or {}
+    judge = head.get("judged_with")
+    hits = [name for name in attacked if name in (head.get("judged_family") or [judge])]
+    if not judge or not hits:
         return ""
-    return (f"Caution: the head's identity space was designed with {judge}'s scores, and this study attacks {judge}: "
-            "its failures over identity parameters are not independent of how the head was built (other "
-            "recognizers' are).")
+    hit = judge if judge in hits else hits[0]
+    sibling = "" if hit == judge else f", another checkpoint of {judge}'s network"
+    return (f"Caution: the head's identity space was designed with {judge}'s scores, and this study attacks "
+            f"{hit}{sibling}: its failures over identity parameters are not independent of how the head was built "
+            "(other recognizers' are).")
 
 
 def search_caution(results: dict) -> str:

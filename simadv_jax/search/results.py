@@ -19,11 +19,11 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
-from flame.embedded import head_record
 from simadv_jax.report import images as report_images
 from simadv_jax.report.outputs import ADVERSARIALS_DIR, PairTile, RunSequence, write_search_report
 from simadv_jax.search import estimate
 from simadv_jax.search.modes import failure_modes
+from simadv_jax.setup import head_record
 
 SCHEMA_VERSION = 1
 GRID_PAIRS = 12

@@ -21,14 +21,13 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from flame.embedded import head_record
 from flame.model import FlameModel, TextureModel
 from simadv_jax.evaluate import Evaluation, make_evaluate
 from simadv_jax.recognizers.base import Recognizer
 from simadv_jax.report import rundir
 from simadv_jax.report.files import read_json_object, write_bytes_atomic
 from simadv_jax.report.sweep import JSON as RESULTS, write_sweep_report
-from simadv_jax.setup import head_fingerprints, load_head, load_recognizer
+from simadv_jax.setup import head_fingerprints, head_record, load_head, load_recognizer
 from simadv_jax.sweep import results
 from simadv_jax.sweep.config import RESUMABLE_CHANGES, SweepConfig
 from simadv_jax.sweep.grid import Plan, build_plan
