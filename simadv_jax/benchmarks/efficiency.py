@@ -95,7 +95,7 @@ def timed_search(setup, config: SearchConfig, name: str, window: int) -> Trace:
     seconds, records = [], []
     while len(seconds) < config.max_iterations:
         start = time.perf_counter()
-        runs, record = jax.block_until_ready(step(data, runs))
+        runs, record, _ = jax.block_until_ready(step(data, runs))
         seconds.append(time.perf_counter() - start)
         records.append(jax.device_get(record))
         if len(seconds) >= window and bool(np.all(np.asarray(runs.first_adversarial_query) > 0)):
