@@ -2,10 +2,11 @@
 
 The ladder. Three spaces of the quickstart's identity (shape[0:5] and texture[0:5] in [-2, 2], both images) with
 the probe's yaw in a narrower band each, so that uniform sampling fails about 10%, 1% and 0.1% of the time against
-dlib's ResNet (reference frontal). The bands come from the simulator's own failure profile: 8,192 uniform samples
-with yaw in [0, 1] failed at yaw [0.9, 1] 34.6%, [0.8, 0.9) 4.6%, [0.7, 0.8) 3.2%, [0.6, 0.7) 0.75%, [0.5, 0.6)
-0.24% and never below 0.5 (0 of 4,164), so yaw 0.7:1 gives ~14%, 0.5:0.75 ~1.1% and 0.4:0.65 ~0.1%. Each rung's
-uniform failure rate is measured again here by brute force (`uniform_queries` samples, Wilson interval).
+dlib's ResNet (reference frontal). The bands come from the simulator's own failure profile on the embedded head
+v2.1: 8,192 uniform samples with yaw in [0, 1] failed at yaw [0.9, 1] 75.4%, [0.8, 0.9) 23.9%, [0.7, 0.8) 4.4%,
+[0.6, 0.7) 0.97%, [0.5, 0.6) 0.51% and never below 0.5 (0 of 4,074); brute force then gave yaw 0.7:0.87 12.5%
+(4,096 samples), 0.5:0.75 0.99% (2,013) and 0.3:0.58 0.085% (8,192). Each rung's uniform failure rate is measured
+again here by brute force (`uniform_queries` samples, Wilson interval).
 
 Per rung and strategy: R runs of K samples, `stop_at_first=false` (a run's samples up to its first adversarial are
 the same as with stop_at_first=true, so one pass gives both the queries to the first adversarial and the
@@ -56,9 +57,9 @@ class Rung(NamedTuple):
     uniform_queries: int
 
 
-RUNGS = (Rung("10%", f"{IDENTITY},yaw=0.7:1", 8, 16, 2048),
+RUNGS = (Rung("10%", f"{IDENTITY},yaw=0.7:0.87", 8, 16, 2048),
          Rung("1%", f"{IDENTITY},yaw=0.5:0.75", 16, 48, 16384),
-         Rung("0.1%", f"{IDENTITY},yaw=0.4:0.65", 24, 96, 16384))
+         Rung("0.1%", f"{IDENTITY},yaw=0.3:0.58", 24, 96, 16384))
 STRATEGIES = ("reinforce", "reinforce_ranked", "uniform", "gaussian", "random_opt", "cem", "gradient",
               "evosax:CMA_ES", "evosax:SNES")
 RUNS, SAMPLES = 16, 8
