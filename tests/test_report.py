@@ -99,11 +99,11 @@ def test_the_report_says_how_common_failures_are_and_what_it_means():
 
 
 def test_alignment_sentence_names_the_box_and_the_failures_to_acquire():
-    assert "oracle" in html.alignment_sentence({})  # results written before --alignment
-    sentence = html.alignment_sentence({"alignment": {"name": "pipeline", "box_source": "blazeface"}})
+    assert "oracle" in table.alignment_sentence({})  # results written before --alignment
+    sentence = table.alignment_sentence({"alignment": {"name": "pipeline", "box_source": "blazeface"}})
     assert "blazeface" in sentence and "failure to acquire" in sentence
     counts = {"reinforce": {"invalid": 5, "failures_to_acquire": 3, "invalid_renders": 2}}
-    sentence = html.alignment_sentence({"alignment": {"name": "pipeline", "box_source": "blazeface"},
+    sentence = table.alignment_sentence({"alignment": {"name": "pipeline", "box_source": "blazeface"},
                                         "acquisition": counts})
     assert sentence.endswith("; failures to acquire: reinforce 3 of its 5 invalid samples.")
 

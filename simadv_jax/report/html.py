@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 
-from simadv_jax.report.table import (COLUMNS, failure_rate_sentence, head_text, modes_lines, rarity_sentence,
-                                     rescore_sentence, rows, score_sentence, search_caution)
+from simadv_jax.report.table import (COLUMNS, alignment_sentence, failure_rate_sentence, head_text, modes_lines,
+                                     rarity_sentence, rescore_sentence, rows, score_sentence, search_caution)
 
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"
@@ -100,25 +100,6 @@ def _pairs(results: dict) -> str:
                 "</td></tr>")
     lines.append("</table>")
     return "\n".join(lines)
-
-
-def alignment_sentence(results: dict) -> str:
-    """How the probes were cropped (results.json `alignment`; older results: oracle)."""
-    alignment = results.get("alignment") or {"name": "oracle", "box_source": None}
-    if alignment["name"] == "oracle":
-        return "Alignment: oracle (each image rendered straight into the recognizer's aligned crop)."
-    return (f"Alignment: pipeline (a photo cropped as deployed dlib does; face box from {alignment['box_source']}, "
-            "5-point shape predictor, 150x150 chip). A pair whose face was not acquired is a failure to acquire, "
-            "counted as invalid, never as a false non-match" + _acquisition(results) + ".")
-
-
-def _acquisition(results: dict) -> str:
-    """'; failures to acquire: NAME a of its b invalid samples, ...' ('' without results.json `acquisition`)."""
-    counts = results.get("acquisition")
-    if not counts:
-        return ""
-    return "; failures to acquire: " + ", ".join(
-        f"{name} {c['failures_to_acquire']} of its {c['invalid']} invalid samples" for name, c in counts.items())
 
 
 def report(results: dict) -> str:

@@ -10,9 +10,8 @@ import os
 import numpy as np
 
 from simadv_jax.report.files import write_bytes_atomic, write_json_atomic
-from simadv_jax.report.html import alignment_sentence
 from simadv_jax.report.plots import figure_png, pyplot
-from simadv_jax.report.table import judged_sentence
+from simadv_jax.report.table import alignment_sentence, judged_sentence
 
 NPZ, JSON, TABLE = "sweep.npz", "sweep.json", "table.md"
 
@@ -160,7 +159,7 @@ def _groups_table(groups: dict, pipeline: bool) -> list[str]:
 
 
 def _alignment_text(payload: dict) -> str:
-    """How the probes were cropped (`html.alignment_sentence`); with the pipeline, each recognizer's share of
+    """How the probes were cropped (`table.alignment_sentence`); with the pipeline, each recognizer's share of
     pairs not acquired."""
     text = alignment_sentence(payload)
     if not _pipeline(payload):

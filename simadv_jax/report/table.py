@@ -183,3 +183,22 @@ def table_markdown(results: dict) -> str:
     if modes:
         lines += ["", modes[0], "", *(f"- {line}" for line in modes[1:])]
     return "\n".join(lines) + "\n"
+
+
+def alignment_sentence(results: dict) -> str:
+    """How the probes were cropped (results.json `alignment`; older results: oracle)."""
+    alignment = results.get("alignment") or {"name": "oracle", "box_source": None}
+    if alignment["name"] == "oracle":
+        return "Alignment: oracle (each image rendered straight into the recognizer's aligned crop)."
+    return (f"Alignment: pipeline (a photo cropped as deployed dlib does; face box from {alignment['box_source']}, "
+            "5-point shape predictor, 150x150 chip). A pair whose face was not acquired is a failure to acquire, "
+            "counted as invalid, never as a false non-match" + _acquisition(results) + ".")
+
+
+def _acquisition(results: dict) -> str:
+    """'; failures to acquire: NAME a of its b invalid samples, ...' ('' without results.json `acquisition`)."""
+    counts = results.get("acquisition")
+    if not counts:
+        return ""
+    return "; failures to acquire: " + ", ".join(
+        f"{name} {c['failures_to_acquire']} of its {c['invalid']} invalid samples" for name, c in counts.items())
